@@ -1,0 +1,176 @@
+"""Make the student notebooks from the solutions, and keep generated text in sync.
+
+    python -m course_tools.student          # write notebooks/ (and refresh badges, Colab cells)
+    python -m course_tools.student --check  # exit 1 if anything committed is stale (CI)
+
+For every solutions/NN_topic.ipynb it
+  1. sets the first code cell (tagged ``colab-setup``) to install the course on Colab,
+     from the repository URL in pyproject.toml, the one place that URL lives;
+  2. strips outputs and execution counts (notebooks are stored clean);
+  3. writes notebooks/NN_topic.ipynb with every ``### BEGIN SOLUTION`` ... ``### END SOLUTION``
+     block replaced by a stub (``# YOUR CODE HERE`` + ``raise NotImplementedError()``, same
+     indentation) in code cells, or by ``YOUR ANSWER HERE`` in markdown cells, and tags the
+     code cells ``raises-exception`` (nbgrader's convention, and nbval's).
+It also rewrites the README's badge block and notebook table from the same URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+SETUP_TAG = "colab-setup"
+_BLOCK = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)", re.M | re.S)
+
+
+def repository_url(root: Path = ROOT) -> str:
+    """The course's GitHub URL, from pyproject.toml [project.urls] Repository."""
+    meta = tomllib.loads((root / "pyproject.toml").read_text())
+    return meta["project"]["urls"]["Repository"].rstrip("/")
+
+
+def colab_setup_source(url: str) -> str:
+    return (
+        "# On Google Colab, install the course first (this cell does nothing anywhere else).\n"
+        "import sys\n\n"
+        'if "google.colab" in sys.modules:\n'
+        f'    %pip install --quiet "backdoor-course @ git+{url}"'
+    )
+
+
+def strip_solutions(source: str, markdown: bool = False) -> str:
+    """Replace each BEGIN/END SOLUTION block by a stub with the block's indentation."""
+    if END in source and BEGIN not in source or source.count(BEGIN) != source.count(END):
+        raise ValueError(f"unbalanced {BEGIN!r} / {END!r} markers in:\n{source[:300]}")
+
+    def stub(match: re.Match) -> str:
+        indent = match.group(1)
+        if markdown:
+            return f"{indent}YOUR ANSWER HERE{match.group(2)}"
+        return f"{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError(){match.group(2)}"
+
+    return _BLOCK.sub(stub, source)
+
+
+def clean(nb) -> bool:
+    """Strip outputs and execution counts in place; True if anything changed."""
+    changed = False
+    for cell in nb.cells:
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None):
+            cell.outputs, cell.execution_count, changed = [], None, True
+        for key in ("execution", "collapsed", "scrolled"):
+            if key in cell.metadata:
+                del cell.metadata[key]
+                changed = True
+    return changed
+
+
+def set_colab_cell(nb, url: str) -> None:
+    """Make the first code cell the Colab setup cell (inserted if missing)."""
+    source = colab_setup_source(url)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            if SETUP_TAG in cell.metadata.get("tags", []):
+                cell.source = source
+                return
+            break
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": [SETUP_TAG]})
+    cell["id"] = "colab-setup"
+    index = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
+    nb.cells.insert(index, cell)
+
+
+def student_copy(nb):
+    """A copy of a solutions notebook with every solution block stubbed out."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if BEGIN not in cell.source:
+            continue
+        cell.source = strip_solutions(cell.source, markdown=cell.cell_type == "markdown")
+        if cell.cell_type == "code":
+            tags = cell.metadata.setdefault("tags", [])
+            if "raises-exception" not in tags:
+                tags.append("raises-exception")
+    return nb
+
+
+def readme_blocks(url: str, names: list[str]) -> dict[str, str]:
+    """The generated parts of README.md, by marker name."""
+    path = url.removeprefix("https://github.com/")
+    binder = f"https://mybinder.org/v2/gh/{path}/HEAD?urlpath=lab/tree/notebooks"
+    colab = f"https://colab.research.google.com/github/{path}/blob/main/notebooks"
+    badges = (
+        f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder})\n"
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab}/{names[0]})"
+    )
+    rows = ["| notebook | open |", "|---|---|"]
+    for name in names:
+        rows.append(f"| [{name}](notebooks/{name}) | [Colab]({colab}/{name}) |")
+    return {"badges": badges, "notebooks": "\n".join(rows)}
+
+
+def fill_readme(text: str, blocks: dict[str, str]) -> str:
+    for key, body in blocks.items():
+        pattern = re.compile(rf"(<!-- {key}:start -->\n).*?(<!-- {key}:end -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"README.md lacks the <!-- {key}:start --> / <!-- {key}:end --> markers")
+        text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+    return text
+
+
+def generate(root: Path = ROOT) -> dict[Path, str]:
+    """Every generated file's path and wanted text."""
+    url = repository_url(root)
+    wanted: dict[Path, str] = {}
+    names = []
+    for path in sorted((root / "solutions").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        clean(nb)
+        set_colab_cell(nb, url)
+        wanted[path] = nbformat.writes(nb) + "\n"
+        wanted[root / "notebooks" / path.name] = nbformat.writes(student_copy(nb)) + "\n"
+        names.append(path.name)
+    readme = root / "README.md"
+    if readme.exists() and names:
+        wanted[readme] = fill_readme(readme.read_text(), readme_blocks(url, names))
+    return wanted
+
+
+def stale(root: Path = ROOT) -> list[str]:
+    """Generated files that differ from what is on disk, plus student notebooks with no solution."""
+    wanted = generate(root)
+    out = [str(p.relative_to(root)) for p, text in wanted.items() if not p.exists() or p.read_text() != text]
+    out += [f"{p.relative_to(root)} (no solutions/ source)" for p in sorted((root / "notebooks").glob("*.ipynb"))
+            if p not in wanted]
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report stale files; exit 1 if any")
+    args = parser.parse_args(argv)
+    if args.check:
+        bad = stale()
+        for name in bad:
+            print(f"stale: {name}")
+        if bad:
+            print("Run `make student` and commit the result.")
+        return 1 if bad else 0
+    for path, text in generate().items():
+        if not path.exists() or path.read_text() != text:
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+"""Exercise checks, one module per topic; every check is re-exported here.
+
+Lesson authors: add `from .mytopic import check_x` below for a new topic.
+"""
+
+from .core import GRADING_ENV, learner_or_reference, run_check
+from .poisoning import check_patch_trigger, check_poison_samples, check_verify_manifest
+
+__all__ = [
+    "GRADING_ENV", "learner_or_reference", "run_check",
+    "check_patch_trigger", "check_poison_samples", "check_verify_manifest",
+]

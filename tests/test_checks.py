@@ -1,0 +1,84 @@
+import json
+
+import pytest
+import torch
+
+from course_utils import checks, integrity, poison, triggers
+
+
+def reference_patch(images, size, row, col, color):
+    return triggers.patch_trigger(images, size, (row, col), color)
+
+
+def not_done(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def test_reference_passes_and_stub_is_reported(capsys):
+    assert checks.check_patch_trigger(reference_patch) is True
+    assert checks.check_patch_trigger(not_done) is False
+    assert "not implemented yet" in capsys.readouterr().out
+
+
+def test_wrong_pixels_are_named():
+    def off_by_one(images, size, row, col, color):
+        return triggers.patch_trigger(images, size, (row, max(col - 1, 0)), color)
+
+    with pytest.raises(AssertionError, match="values differ.*first wrong positions"):
+        checks.check_patch_trigger(off_by_one)
+
+
+def test_in_place_and_wrong_type_are_named():
+    def in_place(images, size, row, col, color):
+        images[:, :, row:row + size, col:col + size] = color
+        return images
+
+    with pytest.raises(AssertionError, match="changed in place"):
+        checks.check_patch_trigger(in_place)
+    with pytest.raises(AssertionError, match="expected a torch.Tensor, got list"):
+        checks.check_patch_trigger(lambda images, **kw: [1])
+    with pytest.raises(AssertionError, match="dtype"):
+        checks.check_patch_trigger(lambda images, **kw: reference_patch(images, **kw).double())
+    with pytest.raises(AssertionError, match="raised ZeroDivisionError"):
+        checks.check_patch_trigger(lambda images, **kw: 1 / 0)
+
+
+def test_poison_samples_check():
+    def ok(x, y, indices, trigger, target):
+        return poison.apply_poison(x, y, indices, trigger, torch.full((len(indices),), target))
+
+    def forgets_labels(x, y, indices, trigger, target):
+        return poison.apply_poison(x, y, indices, trigger, y[indices])
+
+    assert checks.check_poison_samples(ok)
+    with pytest.raises(AssertionError, match="y_poisoned"):
+        checks.check_poison_samples(forgets_labels)
+    with pytest.raises(AssertionError, match="tuple"):
+        checks.check_poison_samples(lambda *a: a[0])
+
+
+def test_verify_manifest_check():
+    assert checks.check_verify_manifest(integrity.verify_manifest)
+    with pytest.raises(AssertionError, match="model.pt rewritten"):
+        checks.check_verify_manifest(lambda manifest, folder: [])
+
+
+def test_results_are_recorded_for_the_grader(tmp_path, monkeypatch):
+    log = tmp_path / "grades.jsonl"
+    monkeypatch.setenv(checks.GRADING_ENV, str(log))
+    checks.check_patch_trigger(reference_patch)
+    checks.check_patch_trigger(not_done)
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["status"] for r in rows] == ["passed", "not implemented"]
+
+
+def test_learner_or_reference(capsys):
+    def mine():
+        pass
+
+    def ref():
+        pass
+
+    assert checks.learner_or_reference(True, mine, ref) is mine
+    assert checks.learner_or_reference(False, mine, ref) is ref
+    assert "reference" in capsys.readouterr().out

@@ -1,0 +1,54 @@
+import pytest
+import torch
+
+from course_utils import data
+
+
+def test_offline_fallback_is_real_mnist_and_announced_once(capsys):
+    data._load.cache_clear()
+    data._announced.clear()
+    d = data.load_data()
+    assert d.name == "mnist-sample"
+    assert d.x_train.dtype == torch.uint8 and d.x_train.shape == (4000, 1, 28, 28)
+    assert d.x_test.shape == (1000, 1, 28, 28) and d.y_test.dtype == torch.int64
+    assert set(d.y_train.tolist()) == set(range(10))
+    assert d.x_train.float().mean() > 20  # real strokes, not zeros
+    data._load.cache_clear()
+    data.load_data()
+    out = capsys.readouterr().out
+    assert out.count("5,000-digit sample") == 1
+
+
+def test_split_is_fixed_and_disjoint():
+    a, b = data.load_mnist_sample(), data.load_mnist_sample()
+    assert torch.equal(a.x_test, b.x_test)
+    train_rows = {bytes(x.numpy()) for x in a.x_train[:500]}
+    assert not any(bytes(x.numpy()) in train_rows for x in a.x_test)
+
+
+def test_cifar_without_network_fails_fast_with_advice():
+    data._load.cache_clear()
+    with pytest.raises(data.DataUnavailableError, match="BACKDOOR_COURSE_PROFILE=cpu"):
+        data.load_data("cifar10")
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError, match="choose one of"):
+        data.load_data("imagenet")
+
+
+def test_tampered_sample_is_refused(monkeypatch, tmp_path):
+    fake = tmp_path / "mnist_5k.csv.gz"
+    fake.write_bytes(b"not the sample")
+    monkeypatch.setattr(data, "mnist_sample_path", lambda: fake)
+    with pytest.raises(data.DataUnavailableError, match="SHA-256"):
+        data.load_mnist_sample()
+
+
+def test_as_float():
+    x = torch.tensor([[[[0, 255]]]], dtype=torch.uint8)
+    assert torch.equal(data.as_float(x), torch.tensor([[[[0.0, 1.0]]]]))
+    y = torch.rand(1, 1, 2, 2)
+    assert data.as_float(y) is y
+    with pytest.raises(TypeError, match="uint8"):
+        data.as_float(torch.ones(1, 1, 2, 2, dtype=torch.int64))

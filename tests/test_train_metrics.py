@@ -1,0 +1,79 @@
+import math
+
+import pytest
+import torch
+
+from course_utils import make_attack, make_model, metrics, train
+
+
+def test_batches_cover_everything_once():
+    idx = torch.cat(list(train.batches(10, 3, generator=torch.Generator().manual_seed(0))))
+    assert sorted(idx.tolist()) == list(range(10))
+    assert [len(b) for b in train.batches(10, 4, shuffle=False)] == [4, 4, 2]
+
+
+def test_fit_learns_digits_and_predicts(digits):
+    model = make_model("small-cnn", seed=0)
+    train.fit(model, digits.x_train, digits.y_train, epochs=3, progress=False)
+    assert not model.training
+    assert train.accuracy(model, digits.x_test, digits.y_test) > 0.85
+    assert train.predict(model, digits.x_test[:5]).shape == (5,)
+
+
+def test_predict_refuses_training_mode():
+    model = make_model("small-cnn").train()
+    with pytest.raises(RuntimeError, match="eval"):
+        train.predict(model, torch.rand(2, 1, 28, 28))
+
+
+def test_fit_bad_input():
+    model = make_model("small-cnn")
+    with pytest.raises(ValueError, match="shape"):
+        train.fit(model, torch.rand(4, 28, 28), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="epochs"):
+        train.fit(model, torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long), epochs=-1)
+
+
+def test_flip_and_crop_keeps_shape():
+    x = torch.rand(4, 3, 32, 32)
+    assert train.flip_and_crop(x, torch.Generator().manual_seed(0)).shape == x.shape
+
+
+def test_train_model_backdoor_and_cache(digits):
+    atk = make_attack("badnets", size=4, target=0)
+    model = train.train_model(digits, atk, 0.1, seed=0, epochs=4, progress=False)
+    assert metrics.attack_success_rate(model, digits, atk) > 0.8
+    assert metrics.clean_accuracy(model, digits) > 0.85
+    again = train.train_model(digits, atk, 0.1, seed=0, epochs=4, progress=False)  # from the cache
+    assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), again.state_dict().values()))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        train.train_model(digits, atk, 1.5)
+
+
+def test_asr_ignores_target_class(digits):
+    class Always0(torch.nn.Module):
+        def forward(self, x):
+            out = torch.zeros(len(x), 10)
+            out[:, 0] = 1
+            return out
+
+    model = Always0().eval()
+    model.register_parameter("p", torch.nn.Parameter(torch.zeros(1)))
+    atk = make_attack("badnets", target=0)
+    assert metrics.attack_success_rate(model, digits, atk) == 1.0
+    all2all = make_attack("badnets", mode="all-to-all")
+    assert metrics.attack_success_rate(model, digits, all2all) < 0.2
+
+
+def test_mean_std_and_ci():
+    assert metrics.mean_std([0.9]) == (0.9, 0.0)
+    m, s = metrics.mean_std([0.9, 1.0])
+    assert m == pytest.approx(0.95) and s == pytest.approx(0.0707, abs=1e-3)
+    mean, half = metrics.mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.303 * 1 / math.sqrt(3), rel=1e-3)
+    assert math.isnan(metrics.mean_ci([1.0])[1])
+    assert metrics.format_mean_std([0.95, 0.97]) == "96.0 ± 1.4 %"
+    with pytest.raises(ValueError):
+        metrics.mean_std([])
+    with pytest.raises(ValueError):
+        metrics.mean_ci([1, 2], confidence=95)
