@@ -20,10 +20,10 @@ import argparse
 import copy
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 import nbformat
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -122,7 +122,7 @@ def fill_readme(text: str, blocks: dict[str, str]) -> str:
         pattern = re.compile(rf"(<!-- {key}:start -->\n).*?(<!-- {key}:end -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"README.md lacks the <!-- {key}:start --> / <!-- {key}:end --> markers")
-        text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
     return text
 
 

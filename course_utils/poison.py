@@ -6,6 +6,7 @@ triggered input to one target class; *all-to-all* sends class k to (k + 1) mod K
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -120,4 +121,13 @@ def make_attack(name: str = "badnets", *, target: int = 0, mode: str = "all-to-o
         raise ValueError(f"Unknown target mode {mode!r}; use one of {TARGET_MODES}")
     if not isinstance(target, int) or target < 0:
         raise ValueError(f"target must be a class index (a non-negative int), got {target!r}")
-    return BackdoorAttack(name, dict(params), target, mode)
+    trigger = TRIGGERS[name]
+    known = inspect.signature(trigger).parameters
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ValueError(f"{name} has no parameter(s) {unknown}; it takes {[p for p in known if p != 'images']}")
+    # Spell out every default, so that make_attack("badnets") and make_attack("badnets", size=3)
+    # are the same attack with the same cache key.
+    full = {k: v.default for k, v in known.items() if k != "images" and v.default is not inspect.Parameter.empty}
+    full.update(params)
+    return BackdoorAttack(name, full, target, mode)

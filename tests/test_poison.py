@@ -57,8 +57,11 @@ def test_bad_arguments(xy):
 def test_make_attack(xy):
     x, y = xy
     atk = poison.make_attack("badnets", size=2, position="top-left", target=1)
-    assert atk.config() == {"name": "badnets", "params": {"size": 2, "position": "top-left"}, "target": 1,
-                            "mode": "all-to-one"}
+    assert atk.config() == {"name": "badnets", "params": {"size": 2, "position": "top-left", "color": 1.0},
+                            "target": 1, "mode": "all-to-one"}
+    assert poison.make_attack("badnets").config() == poison.make_attack("badnets", size=3).config()
+    with pytest.raises(ValueError, match="no parameter"):
+        poison.make_attack("badnets", sise=3)
     assert (atk.apply(x)[:, :, 1:3, 1:3] == 1).all()
     assert atk.poison(x, y, 0.1).poisoned.sum() == 10
     assert torch.equal(atk.target_labels(y), torch.ones_like(y))
