@@ -103,6 +103,15 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) ->
     return torch.cat(outs) if outs else torch.empty(0, getattr(model, "num_classes", 0))
 
 
+@torch.inference_mode()
+def embeddings(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Penultimate features `model.embed(x)`, shape (N, D), computed in batches; on the CPU."""
+    if model.training:
+        raise RuntimeError("the model is in training mode; call model.eval() first")
+    device = next(model.parameters()).device
+    return torch.cat([model.embed(as_float(x[i : i + batch_size]).to(device)).cpu() for i in range(0, len(x), batch_size)])
+
+
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Predicted class indices (N,) for images `x`."""
     return predict_logits(model, x, batch_size).argmax(1)

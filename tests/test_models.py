@@ -40,3 +40,13 @@ def test_bad_inputs_get_clear_errors():
         m(torch.zeros(1, 1, 28, 28, dtype=torch.uint8))
     with pytest.raises(ValueError, match="choose one of"):
         models.make_model("vgg")
+
+
+def test_embeddings_in_batches():
+    from course_utils import embeddings
+
+    m = models.make_model("small-cnn", seed=0).eval()
+    x = torch.rand(5, 1, 28, 28)
+    assert torch.allclose(embeddings(m, x, batch_size=2), m.embed(x), atol=1e-5)
+    with pytest.raises(RuntimeError, match="eval"):
+        embeddings(m.train(), x)
