@@ -82,3 +82,13 @@ def test_learner_or_reference(capsys):
     assert checks.learner_or_reference(True, mine, ref) is mine
     assert checks.learner_or_reference(False, mine, ref) is ref
     assert "reference" in capsys.readouterr().out
+
+
+def test_sha256_file_check():
+    import hashlib
+
+    assert checks.check_sha256_file(integrity.sha256_file)
+    with pytest.raises(AssertionError, match="MD5"):
+        checks.check_sha256_file(lambda p: hashlib.md5(open(p, "rb").read()).hexdigest())
+    with pytest.raises(AssertionError, match="hexdigest"):
+        checks.check_sha256_file(lambda p: hashlib.sha256(open(p, "rb").read()).digest())

@@ -4,9 +4,9 @@ Lesson authors: add `from .mytopic import check_x` below for a new topic.
 """
 
 from .core import GRADING_ENV, learner_or_reference, run_check
-from .poisoning import check_patch_trigger, check_poison_samples, check_verify_manifest
+from .poisoning import check_patch_trigger, check_poison_samples, check_sha256_file, check_verify_manifest
 
 __all__ = [
     "GRADING_ENV", "learner_or_reference", "run_check",
-    "check_patch_trigger", "check_poison_samples", "check_verify_manifest",
+    "check_patch_trigger", "check_poison_samples", "check_sha256_file", "check_verify_manifest",
 ]

@@ -7,10 +7,32 @@ from pathlib import Path
 
 import torch
 
-from ..integrity import make_manifest, verify_manifest
+import hashlib
+
+from ..integrity import make_manifest, sha256_file, verify_manifest
 from ..poison import apply_poison
 from ..triggers import patch_trigger
 from .core import call_learner, expect_tensor, expect_unchanged, run_check
+
+
+def check_sha256_file(fn) -> bool:
+    """fn(path) -> the file's SHA-256 as 64 lowercase hex characters."""
+    def body():
+        with tempfile.TemporaryDirectory() as tmp:
+            cases = {"empty": b"", "short": b"backdoor", "3 MB": bytes(range(256)) * 12_000}
+            for what, content in cases.items():
+                path = Path(tmp) / "file.bin"
+                path.write_bytes(content)
+                got = call_learner(fn, path)
+                want = sha256_file(path)
+                if not isinstance(got, str):
+                    raise AssertionError(f"{what} file: expected a hex string, got {type(got).__name__}"
+                                         + (" (call .hexdigest(), not .digest())" if isinstance(got, bytes) else ""))
+                if got != want:
+                    hint = " (that is MD5, not SHA-256)" if got == hashlib.md5(content).hexdigest() else ""
+                    raise AssertionError(f"{what} file: expected {want[:16]}..., got {got[:16]}...{hint}")
+        return "empty, short and multi-chunk files"
+    return run_check("sha256_file", body)
 
 
 def check_verify_manifest(fn) -> bool:
