@@ -1,0 +1,135 @@
+"""The grader: a score per exercise, and a score with a message (never a crash) for broken notebooks."""
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_tools import grade
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSON_00 = "00_setup_and_threat_models.ipynb"
+v4 = nbformat.v4
+# The model cache `make test` gives the run (read before conftest points each test at its own):
+# lesson 00 trains its clean models there once, and nbval's run of the notebook reuses them.
+OUTER_CACHE = os.environ.get("BACKDOOR_COURSE_CACHE")
+
+RIGHT_MANIFEST = "from course_utils.integrity import verify_manifest"
+STUB_MANIFEST = "def verify_manifest(manifest, folder):\n    # YOUR CODE HERE\n    raise NotImplementedError()"
+RIGHT_PATCH = ("def add_patch_trigger(images, size, row, col, color):\n"
+               "    return cu.patch_trigger(images, size=size, position=(row, col), color=color)")
+WRONG_PATCH = "def add_patch_trigger(images, size, row, col, color):\n    return images"
+STUB_PATCH = "def add_patch_trigger(images, size, row, col, color):\n    raise NotImplementedError()"
+
+
+def tiny_notebook(manifest_cell: str, patch_cell: str, with_patch_check: bool = True):
+    """Two exercises shaped like a lesson's: a function cell, then its check."""
+    cells = [v4.new_markdown_cell("# A tiny lesson"), v4.new_code_cell("import course_utils as cu"),
+             v4.new_code_cell(manifest_cell),
+             v4.new_code_cell("passed = cu.checks.check_verify_manifest(verify_manifest)"),
+             v4.new_code_cell(patch_cell)]
+    if with_patch_check:
+        cells.append(v4.new_code_cell("passed = cu.checks.check_patch_trigger(add_patch_trigger)"))
+    return v4.new_notebook(cells=cells)
+
+
+@pytest.fixture
+def lesson(tmp_path):
+    """A reference folder holding lesson 99, and a submissions folder."""
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "subs").mkdir()
+    nbformat.write(tiny_notebook(RIGHT_MANIFEST, RIGHT_PATCH), tmp_path / "ref" / "99_tiny.ipynb")
+    return tmp_path
+
+
+def test_checks_called_and_exercise_names():
+    nb = tiny_notebook(RIGHT_MANIFEST, RIGHT_PATCH)
+    nb.cells.append(v4.new_code_cell("cu.checks.check_verify_manifest(f)  # a second call counts once"))
+    assert grade.checks_called(nb) == ["check_verify_manifest", "check_patch_trigger"]
+    assert grade.exercise_name("check_patch_trigger") == "add_patch_trigger"  # the name run_check records
+    assert grade.exercise_name("check_no_such_thing") == "no_such_thing"
+
+
+def test_find_reference_by_name_then_lesson_number(lesson):
+    ref = lesson / "ref"
+    assert grade.find_reference(Path("99_tiny.ipynb"), [ref]) == ref / "99_tiny.ipynb"
+    assert grade.find_reference(Path("smith_99_tiny_final.ipynb"), [ref]) == ref / "99_tiny.ipynb"
+    assert grade.find_reference(Path("homework.ipynb"), [ref]) is None
+
+
+def test_read_records_keeps_the_last_and_skips_garbage(tmp_path):
+    path = tmp_path / "g.jsonl"
+    lines = [{"exercise": "a", "status": "failed", "message": "x"}, "not json", {"no": "exercise"},
+             {"exercise": "a", "status": "passed", "message": "ok"}]
+    path.write_text("\n".join(json.dumps(x) if isinstance(x, dict) else x for x in lines))
+    assert grade.read_records(path) == {"a": {"exercise": "a", "status": "passed", "message": "ok"}}
+    assert grade.read_records(tmp_path / "missing.jsonl") == {}
+
+
+def test_invalid_json_gets_a_score_and_a_message(lesson):
+    bad = lesson / "subs" / "99_tiny.ipynb"
+    bad.write_text('{"cells": [ this is not json')
+    result = grade.grade_notebook(bad, timeout=60, reference_dirs=[lesson / "ref"])
+    assert (result.score, result.max_score, result.status) == (0, 2, "invalid notebook")
+    assert "could not read" in result.message
+    assert all(ex.score == 0 and "could not be read" in ex.message for ex in result.exercises)
+
+
+def _grade_pair(solution: Path, student: Path, **kw):
+    return grade.grade_notebook(solution, **kw), grade.grade_notebook(student, **kw)
+
+
+def test_solution_full_marks_student_copy_zero(lesson):
+    subs = lesson / "subs"
+    nbformat.write(tiny_notebook(RIGHT_MANIFEST, RIGHT_PATCH), subs / "99_tiny_solution.ipynb")
+    nbformat.write(tiny_notebook(STUB_MANIFEST, STUB_PATCH), subs / "99_tiny_student.ipynb")
+    full, zero = _grade_pair(subs / "99_tiny_solution.ipynb", subs / "99_tiny_student.ipynb",
+                             timeout=300, reference_dirs=[lesson / "ref"])
+    assert (full.status, full.score, full.max_score) == ("ok", 2, 2), grade.format_table([full])
+    assert (zero.status, zero.score, zero.max_score) == ("ok", 0, 2), grade.format_table([zero])
+    assert {ex.status for ex in zero.exercises} == {"not implemented"}
+
+
+@pytest.mark.skipif(not (ROOT / "solutions" / LESSON_00).exists(), reason="lesson 00 is not written yet")
+def test_lesson_00_solution_full_marks_student_copy_zero(tmp_path_factory, monkeypatch):
+    cache = OUTER_CACHE or str(tmp_path_factory.mktemp("shared-cache"))  # the student copy's run is warm
+    monkeypatch.setenv("BACKDOOR_COURSE_CACHE", cache)
+    full, zero = _grade_pair(ROOT / "solutions" / LESSON_00, ROOT / "notebooks" / LESSON_00, timeout=600)
+    assert full.max_score >= 1 and full.score == full.max_score, grade.format_table([full])
+    assert zero.max_score == full.max_score and zero.score == 0, grade.format_table([zero])
+
+
+def test_folder_cli_wrong_answer_missing_check_and_invalid_json(lesson, capsys):
+    subs = lesson / "subs"
+    # a wrong patch trigger, and a deleted check cell: the maximum still comes from the reference
+    nbformat.write(tiny_notebook(RIGHT_MANIFEST, WRONG_PATCH), subs / "ann_99_tiny.ipynb")
+    nbformat.write(tiny_notebook(RIGHT_MANIFEST, RIGHT_PATCH, with_patch_check=False), subs / "bob_99_tiny.ipynb")
+    (subs / "cy_99_tiny.ipynb").write_text("not a notebook")
+    out = lesson / "grades.json"
+    assert grade.main([str(subs), "--timeout", "300", "--json", str(out), "--reference", str(lesson / "ref")]) == 0
+    rows = {Path(r["notebook"]).name: r for r in json.loads(out.read_text())}
+    assert [(rows[n]["score"], rows[n]["max_score"]) for n in sorted(rows)] == [(1, 2), (1, 2), (0, 2)]
+    ann = {ex["exercise"]: ex for ex in rows["ann_99_tiny.ipynb"]["exercises"]}
+    assert ann["add_patch_trigger"]["status"] == "failed" and "values differ" in ann["add_patch_trigger"]["message"]
+    bob = {ex["exercise"]: ex for ex in rows["bob_99_tiny.ipynb"]["exercises"]}
+    assert bob["add_patch_trigger"]["message"] == grade.NOT_RUN
+    assert rows["cy_99_tiny.ipynb"]["status"] == "invalid notebook"
+    table = capsys.readouterr().out
+    assert "ann_99_tiny.ipynb" in table and " 1/2 " in table
+
+
+def test_infinite_loop_times_out_with_a_score(lesson):
+    nb = v4.new_notebook(cells=[v4.new_code_cell("while True:\n    pass"),
+                                v4.new_code_cell("passed = cu.checks.check_verify_manifest(verify_manifest)")])
+    path = lesson / "subs" / "99_loop.ipynb"
+    nbformat.write(nb, path)
+    result = grade.grade_notebook(path, timeout=3, reference_dirs=[])
+    assert (result.status, result.score, result.max_score) == ("timeout", 0, 1)
+    assert "time limit" in result.message and result.exercises[0].message == grade.NOT_RUN
+
+
+def test_missing_target_is_a_usage_error(tmp_path):
+    with pytest.raises(SystemExit):
+        grade.main([str(tmp_path / "nowhere")])
