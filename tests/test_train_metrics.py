@@ -77,3 +77,45 @@ def test_mean_std_and_ci():
         metrics.mean_std([])
     with pytest.raises(ValueError):
         metrics.mean_ci([1, 2], confidence=95)
+
+
+def test_der_examples_and_bad_input():
+    assert metrics.der(0.98, 1.0, 0.95, 0.05) == pytest.approx((0.95 - 0.03 + 1) / 2)
+    assert metrics.der(0.98, 1.0, 0.98, 1.0) == 0.5  # no effect
+    assert metrics.der(0.98, 0.9, 0.99, 0.2) == pytest.approx((0.7 + 1) / 2)  # a CA gain is no bonus
+    assert metrics.der(0.98, 0.1, 0.90, 0.6) == pytest.approx((0 - 0.08 + 1) / 2)  # an ASR rise is no loss
+    assert metrics.der(1.0, 1.0, 1.0, 0.0) == 1.0 and metrics.der(1.0, 0.0, 0.0, 1.0) == 0.0
+    with pytest.raises(ValueError, match="fraction"):
+        metrics.der(98, 1.0, 0.95, 0.05)
+    with pytest.raises(ValueError, match="asr_after"):
+        metrics.der(0.98, 1.0, 0.95, None)
+
+
+def test_summarize_and_format_mean_ci():
+    s = metrics.summarize([1.0, 2.0, 3.0])
+    assert s["mean"] == 2.0 and s["std"] == 1.0 and s["n"] == 3
+    assert s["ci_high"] - s["mean"] == pytest.approx(4.303 / math.sqrt(3), rel=1e-3)
+    assert s["mean"] - s["ci_low"] == pytest.approx(s["ci_high"] - s["mean"])
+    one = metrics.summarize([0.5])
+    assert one["std"] == 0.0 and math.isnan(one["ci_low"])
+    assert metrics.format_mean_ci([0.5, 0.5, 0.5]) == "50.0 % [50.0, 50.0]"
+    assert metrics.format_mean_ci([1.0, 2.0, 3.0], percent=False) == "2.0 [-0.5, 4.5]"
+    with pytest.raises(ValueError):
+        metrics.summarize([])
+
+
+def test_robust_accuracy_counts_true_labels(digits):
+    class Truth(torch.nn.Module):  # always right: RA 1, ASR 0
+        def __init__(self, y):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+            self.y = y
+
+        def forward(self, x):
+            return torch.nn.functional.one_hot(self.y[: len(x)], 10).float()
+
+    atk = make_attack("badnets", target=0)
+    keep = digits.y_test != 0
+    model = Truth(digits.y_test[keep]).eval()
+    assert metrics.robust_accuracy(model, digits, atk) == 1.0
+    assert metrics.attack_success_rate(model, digits, atk) == 0.0

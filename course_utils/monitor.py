@@ -1,0 +1,142 @@
+"""Continuous monitoring of a deployed model: a stream of inputs, a statistic, an alarm.
+
+A deployed model sees one input after another. At some point an attacker starts to send
+triggered inputs. A monitor turns each input into a suspicion score (how unusual its
+prediction is, or its STRIP entropy) and accumulates the scores with CUSUM (Page, 1954):
+
+    S_0 = 0,  S_t = max(0, S_{t-1} + z_t - slack),  alarm when S_t > threshold,
+
+where z_t is the standardised score (mean 0, std 1 on clean data). CUSUM is the classic
+quickest-change detector: small, persistent shifts add up, isolated outliers do not. The
+threshold trades detection delay against false alarms; `threshold_for_false_alarms`
+sets it from clean calibration streams. Everything is batched: the recursion is computed
+with cumulative sums (S_t = C_t - min(0, min_{s<=t} C_s), C = cumsum(z - slack)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import as_float
+from .poison import BackdoorAttack
+from .train import predict
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A simulated stream of inputs to a deployed model.
+
+    x: float images (T, C, H, W) in [0, 1], in arrival order; y: true labels (T,);
+    triggered: bool (T,), True where the attacker stamped the trigger; start: the first
+    index at which triggered inputs may arrive (len(x) if the stream is clean).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    triggered: torch.Tensor
+    start: int
+
+
+def make_stream(x: torch.Tensor, y: torch.Tensor, attack: BackdoorAttack | None = None, *, length: int = 1000,
+                start: int = 500, fraction: float = 0.2, seed: int = 0) -> Stream:
+    """Draw `length` inputs from (x, y) at random (seeded, with replacement); from index `start` on,
+    each input is triggered with probability `fraction` (none if `attack` is None).
+
+    x: images (N, C, H, W), uint8 or float; y: int64 labels (N,).
+    """
+    if not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be a positive int, got {length!r}")
+    if not 0 <= start <= length:
+        raise ValueError(f"start must be in [0, length={length}], got {start}")
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1] (0.2 means one input in five), got {fraction}")
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"x and y must be non-empty and of the same length, got {len(x)} and {len(y)}")
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(len(x), (length,), generator=g)
+    xs, ys = as_float(x[idx]).clone(), y[idx]
+    triggered = torch.zeros(length, dtype=torch.bool)
+    if attack is not None:
+        triggered[start:] = torch.rand(length - start, generator=g) < fraction
+        xs[triggered] = attack.apply(xs[triggered])
+    return Stream(xs, ys, triggered, start if attack is not None else length)
+
+
+def cusum(z: np.ndarray, slack: float = 0.5) -> np.ndarray:
+    """One-sided CUSUM along the last axis: S_t = max(0, S_{t-1} + z_t - slack), S_0 = 0.
+
+    z: array (..., T) of standardised scores (higher = more suspicious). Returns S, same shape.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim == 0:
+        raise ValueError("z must have at least one axis (time)")
+    c = np.cumsum(z - slack, axis=-1)
+    return c - np.minimum(np.minimum.accumulate(c, axis=-1), 0.0)
+
+
+def drift_scores(preds: torch.Tensor, baseline: torch.Tensor) -> np.ndarray:
+    """Per-class standardised indicator of each prediction, shape (K, T).
+
+    z[k, t] = (1[preds[t] == k] - p_k) / sqrt(p_k (1 - p_k)), with p = `baseline`, the class
+    frequencies of the model's predictions on clean data (K,). A class that suddenly gets
+    predicted more often than usual (an all-to-one backdoor's target) drifts upward.
+    """
+    p = torch.as_tensor(baseline, dtype=torch.float64).clamp(1e-3, 1 - 1e-3)
+    onehot = torch.nn.functional.one_hot(preds.long(), len(p)).double().T  # (K, T)
+    return ((onehot - p[:, None]) / (p * (1 - p)).sqrt()[:, None]).numpy()
+
+
+def prediction_drift_statistic(model: nn.Module, x: torch.Tensor, baseline: torch.Tensor, slack: float = 0.5) -> np.ndarray:
+    """The drift monitor: max over classes of the per-class CUSUM of `drift_scores`, shape (T,).
+
+    Costs nothing beyond the prediction the deployed model makes anyway.
+    """
+    return cusum(drift_scores(predict(model, x), baseline), slack).max(axis=0)
+
+
+def score_statistic(scores, clean_scores, slack: float = 0.5) -> np.ndarray:
+    """CUSUM of per-input suspicion `scores` (T,), standardised by clean calibration scores (higher = worse).
+
+    For STRIP, pass minus the entropy: low entropy is what a trigger causes.
+    """
+    clean = np.asarray(clean_scores, dtype=np.float64)
+    if clean.size < 2:
+        raise ValueError("need at least two clean calibration scores to standardise")
+    z = (np.asarray(scores, dtype=np.float64) - clean.mean()) / (clean.std() + 1e-12)
+    return cusum(z, slack)
+
+
+def first_alarm(statistic: np.ndarray, threshold: float) -> int | None:
+    """Index of the first step where `statistic` (T,) exceeds `threshold`, or None."""
+    above = np.flatnonzero(np.asarray(statistic) > threshold)
+    return int(above[0]) if above.size else None
+
+
+def threshold_for_false_alarms(clean_statistics: list[np.ndarray], rate: float = 0.05) -> float:
+    """The threshold that `rate` of the clean calibration streams exceed somewhere (a quantile of their maxima)."""
+    if not clean_statistics:
+        raise ValueError("give the statistics of at least one clean calibration stream")
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate must be in [0, 1), got {rate}")
+    maxima = np.array([np.max(s) for s in clean_statistics])
+    return float(np.quantile(maxima, 1.0 - rate))
+
+
+def alarm_summary(stream: Stream, statistic: np.ndarray, threshold: float) -> dict:
+    """What happened on one stream: {"alarm", "false_alarm", "delay", "triggered_seen"}.
+
+    alarm: index of the first alarm or None. false_alarm: it came before `stream.start`.
+    delay: inputs between the start of the attack and the alarm (None if no alarm after it).
+    triggered_seen: how many triggered inputs had arrived when the alarm went off.
+    """
+    if len(statistic) != len(stream.triggered):
+        raise ValueError(f"statistic has {len(statistic)} steps but the stream has {len(stream.triggered)}")
+    alarm = first_alarm(statistic, threshold)
+    false_alarm = alarm is not None and alarm < stream.start
+    delay = alarm - stream.start if alarm is not None and not false_alarm else None
+    seen = int(stream.triggered[: alarm + 1].sum()) if delay is not None else None
+    return {"alarm": alarm, "false_alarm": false_alarm, "delay": delay, "triggered_seen": seen}

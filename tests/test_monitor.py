@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+
+from course_utils import make_attack, make_model, monitor
+
+
+def cusum_loop(z, slack):
+    s, out = 0.0, []
+    for v in z:
+        s = max(0.0, s + v - slack)
+        out.append(s)
+    return np.array(out)
+
+
+def test_cusum_matches_the_recursion():
+    rng = np.random.default_rng(0)
+    for z in (rng.normal(size=50), rng.normal(1, 1, size=20), np.zeros(3), np.array([5.0, -10, 1, 1])):
+        assert np.allclose(monitor.cusum(z, 0.5), cusum_loop(z, 0.5))
+    two = rng.normal(size=(3, 40))  # batched over a leading axis
+    assert np.allclose(monitor.cusum(two, 0.2)[1], cusum_loop(two[1], 0.2))
+    with pytest.raises(ValueError, match="axis"):
+        monitor.cusum(np.float64(1.0))
+
+
+def test_make_stream(images):
+    y = torch.arange(4) % 3
+    atk = make_attack("badnets", size=2)
+    s = monitor.make_stream(images, y, atk, length=300, start=100, fraction=0.5, seed=0)
+    assert s.x.shape == (300, 1, 12, 12) and s.start == 100
+    assert not s.triggered[:100].any() and 60 < s.triggered[100:].sum() < 140
+    assert torch.all(s.x[s.triggered][:, :, -3:-1, -3:-1] == 1)  # the patch is there
+    clean = monitor.make_stream(images, y, None, length=50, start=10)
+    assert clean.start == 50 and not clean.triggered.any()
+    again = monitor.make_stream(images, y, atk, length=300, start=100, fraction=0.5, seed=0)
+    assert torch.equal(again.x, s.x)
+    with pytest.raises(ValueError, match="start"):
+        monitor.make_stream(images, y, atk, length=10, start=20)
+    with pytest.raises(ValueError, match="fraction"):
+        monitor.make_stream(images, y, atk, fraction=20)
+    with pytest.raises(ValueError, match="same length"):
+        monitor.make_stream(images, y[:2], atk)
+
+
+def test_drift_scores_are_standardised():
+    p = torch.full((4,), 0.25)
+    preds = torch.randint(0, 4, (20000,), generator=torch.Generator().manual_seed(0))
+    z = monitor.drift_scores(preds, p)
+    assert z.shape == (4, 20000)
+    assert np.allclose(z.mean(axis=1), 0, atol=0.03) and np.allclose(z.std(axis=1), 1, atol=0.03)
+
+
+def test_alarm_on_a_shift_and_threshold():
+    rng = np.random.default_rng(1)
+    clean = [monitor.score_statistic(rng.normal(size=200), rng.normal(size=500)) for _ in range(20)]
+    h = monitor.threshold_for_false_alarms(clean, rate=0.1)
+    assert sum(c.max() > h for c in clean) <= 2
+    scores = np.concatenate([rng.normal(size=100), rng.normal(2.0, 1, size=100)])
+    stream = monitor.Stream(torch.zeros(200, 1, 2, 2), torch.zeros(200, dtype=torch.long),
+                            torch.arange(200) >= 100, start=100)
+    stat = monitor.score_statistic(scores, rng.normal(size=500))
+    out = monitor.alarm_summary(stream, stat, h)
+    assert not out["false_alarm"] and 0 <= out["delay"] < 30 and out["triggered_seen"] == out["delay"] + 1
+    assert monitor.first_alarm(np.zeros(5), 1.0) is None
+    never = monitor.alarm_summary(stream, np.zeros(200), 1.0)
+    assert never == {"alarm": None, "false_alarm": False, "delay": None, "triggered_seen": None}
+    with pytest.raises(ValueError, match="steps"):
+        monitor.alarm_summary(stream, stat[:10], h)
+    with pytest.raises(ValueError, match="rate"):
+        monitor.threshold_for_false_alarms(clean, rate=5)
+    with pytest.raises(ValueError, match="two clean"):
+        monitor.score_statistic([1.0], [1.0])
+
+
+def test_prediction_drift_statistic_runs(images):
+    model = make_model("small-cnn", in_shape=(1, 12, 12), seed=0).eval()
+    stat = monitor.prediction_drift_statistic(model, images, torch.full((10,), 0.1))
+    assert stat.shape == (4,) and (stat >= 0).all()
