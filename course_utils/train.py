@@ -21,6 +21,9 @@ from .poison import BackdoorAttack
 from .runtime import get_profile, try_device
 
 CACHE_VERSION = 1  # bump when training changes, so old cached models are not reused
+# Devices where `fit` trains in bfloat16 autocast with channels_last images (about 2x faster
+# for ResNet-18 on a recent GPU; no loss scaling needed for bf16). The CPU path stays float32.
+MIXED_PRECISION_DEVICES = ("cuda",)
 
 
 def batches(n: int, batch_size: int, shuffle: bool = True, generator: torch.Generator | None = None):
@@ -53,7 +56,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int | Non
     """Train `model` on images `x` (uint8 or float in [0, 1]) and labels `y` with cross-entropy.
 
     Defaults come from the profile. Adam (cpu) or SGD with Nesterov momentum (gpu), both
-    with a one-cycle learning-rate schedule. Returns the model in eval mode.
+    with a one-cycle learning-rate schedule; bf16 autocast on CUDA. Returns the model in eval mode.
     """
     _check_xy(x, y)
     profile = get_profile()
@@ -64,7 +67,10 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int | Non
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ValueError(f"epochs and batch_size must be >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
     device = torch.device(device) if device is not None else try_device()
-    model.to(device).train()
+    fast = device.type in MIXED_PRECISION_DEVICES
+    memory_format = torch.channels_last if fast else torch.contiguous_format
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    model.to(device, memory_format=memory_format).train()
     x, y = x.to(device), y.to(device)  # the whole set stays on the device
     generator = torch.Generator().manual_seed(seed)
     steps = epochs * -(-len(x) // batch_size)
@@ -75,22 +81,23 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int | Non
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.25)
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
     for _ in bar:
-        total, correct, loss_sum = 0, 0, 0.0
+        total, correct, loss_sum = 0, torch.zeros((), device=device), torch.zeros((), device=device)
         for idx in batches(len(x), batch_size, generator=generator):
             xb, yb = as_float(x[idx.to(device)]), y[idx.to(device)]
             if augment:
                 xb = flip_and_crop(xb, generator)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
+                logits = model(xb.contiguous(memory_format=memory_format))
+                loss = F.cross_entropy(logits, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += len(yb)
-            correct += (logits.argmax(1) == yb).sum().item()
-            loss_sum += loss.item() * len(yb)
-        bar.set_postfix(loss=f"{loss_sum / total:.3f}", train_acc=f"{correct / total:.3f}")
-    return model.eval()
+            total += len(yb)  # running sums stay on the device: no GPU sync per step
+            correct += (logits.argmax(1) == yb).sum()
+            loss_sum += loss.detach().float() * len(yb)
+        bar.set_postfix(loss=f"{loss_sum.item() / total:.3f}", train_acc=f"{correct.item() / total:.3f}")
+    return model.to(memory_format=torch.contiguous_format).eval()
 
 
 @torch.inference_mode()
@@ -99,7 +106,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) ->
     if model.training:
         raise RuntimeError("the model is in training mode (BatchNorm and dropout would change); call model.eval() first")
     device = next(model.parameters()).device
-    outs = [model(as_float(x[i : i + batch_size]).to(device)).cpu() for i in range(0, len(x), batch_size)]
+    outs = [model(as_float(x[i : i + batch_size].to(device))).cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(outs) if outs else torch.empty(0, getattr(model, "num_classes", 0))
 
 
@@ -109,7 +116,7 @@ def embeddings(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> tor
     if model.training:
         raise RuntimeError("the model is in training mode; call model.eval() first")
     device = next(model.parameters()).device
-    return torch.cat([model.embed(as_float(x[i : i + batch_size]).to(device)).cpu() for i in range(0, len(x), batch_size)])
+    return torch.cat([model.embed(as_float(x[i : i + batch_size].to(device))).cpu() for i in range(0, len(x), batch_size)])
 
 
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
