@@ -32,13 +32,15 @@ class Stream:
 
     x: float images (T, C, H, W) in [0, 1], in arrival order; y: true labels (T,);
     triggered: bool (T,), True where the attacker stamped the trigger; start: the first
-    index at which triggered inputs may arrive (len(x) if the stream is clean).
+    index at which triggered inputs may arrive (len(x) if the stream is clean);
+    index: int64 (T,), which image of the pool each input was drawn from (see `per_input`).
     """
 
     x: torch.Tensor
     y: torch.Tensor
     triggered: torch.Tensor
     start: int
+    index: torch.Tensor
 
 
 def make_stream(x: torch.Tensor, y: torch.Tensor, attack: BackdoorAttack | None = None, *, length: int = 1000,
@@ -63,7 +65,23 @@ def make_stream(x: torch.Tensor, y: torch.Tensor, attack: BackdoorAttack | None 
     if attack is not None:
         triggered[start:] = torch.rand(length - start, generator=g) < fraction
         xs[triggered] = attack.apply(xs[triggered])
-    return Stream(xs, ys, triggered, start if attack is not None else length)
+    return Stream(xs, ys, triggered, start if attack is not None else length, idx)
+
+
+def per_input(stream: Stream, clean_values, triggered_values) -> np.ndarray:
+    """A per-input quantity along the stream, looked up instead of recomputed, shape (T,).
+
+    clean_values[i] / triggered_values[i]: the quantity (a score, a prediction) for image i of
+    the pool the stream was drawn from, without / with the trigger. Computing them once for the
+    pool makes many long streams cheap, whatever the monitor costs per input.
+    """
+    clean, trig = np.asarray(clean_values), np.asarray(triggered_values)
+    if clean.shape != trig.shape or clean.ndim != 1:
+        raise ValueError(f"clean_values and triggered_values must be 1-D and of the same length, got {clean.shape} and {trig.shape}")
+    index = stream.index.numpy()
+    if index.max(initial=-1) >= len(clean):
+        raise ValueError(f"the stream was drawn from a pool of more than {len(clean)} images")
+    return np.where(stream.triggered.numpy(), trig[index], clean[index])
 
 
 def cusum(z: np.ndarray, slack: float = 0.5) -> np.ndarray:
@@ -90,12 +108,18 @@ def drift_scores(preds: torch.Tensor, baseline: torch.Tensor) -> np.ndarray:
     return ((onehot - p[:, None]) / (p * (1 - p)).sqrt()[:, None]).numpy()
 
 
-def prediction_drift_statistic(model: nn.Module, x: torch.Tensor, baseline: torch.Tensor, slack: float = 0.5) -> np.ndarray:
+def prediction_drift_statistic(preds: torch.Tensor, baseline: torch.Tensor, slack: float = 0.5) -> np.ndarray:
     """The drift monitor: max over classes of the per-class CUSUM of `drift_scores`, shape (T,).
 
-    Costs nothing beyond the prediction the deployed model makes anyway.
+    preds: the deployed model's predictions along the stream (T,). Costs nothing beyond the
+    prediction the model makes anyway.
     """
-    return cusum(drift_scores(predict(model, x), baseline), slack).max(axis=0)
+    return cusum(drift_scores(torch.as_tensor(preds), baseline), slack).max(axis=0)
+
+
+def class_frequencies(model: nn.Module, x: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
+    """How often the model predicts each class on clean images `x`: float64 (num_classes,), sums to 1."""
+    return torch.bincount(predict(model, x), minlength=num_classes).double() / len(x)
 
 
 def score_statistic(scores, clean_scores, slack: float = 0.5) -> np.ndarray:

@@ -57,7 +57,7 @@ def test_alarm_on_a_shift_and_threshold():
     assert sum(c.max() > h for c in clean) <= 2
     scores = np.concatenate([rng.normal(size=100), rng.normal(2.0, 1, size=100)])
     stream = monitor.Stream(torch.zeros(200, 1, 2, 2), torch.zeros(200, dtype=torch.long),
-                            torch.arange(200) >= 100, start=100)
+                            torch.arange(200) >= 100, start=100, index=torch.arange(200))
     stat = monitor.score_statistic(scores, rng.normal(size=500))
     out = monitor.alarm_summary(stream, stat, h)
     assert not out["false_alarm"] and 0 <= out["delay"] < 30 and out["triggered_seen"] == out["delay"] + 1
@@ -72,7 +72,26 @@ def test_alarm_on_a_shift_and_threshold():
         monitor.score_statistic([1.0], [1.0])
 
 
-def test_prediction_drift_statistic_runs(images):
+def test_prediction_drift_alarm_and_frequencies(images):
+    rng = np.random.default_rng(0)
+    p = torch.full((10,), 0.1)
+    preds = torch.as_tensor(np.concatenate([rng.integers(0, 10, 300), np.where(rng.random(300) < 0.3, 0,
+                                                                              rng.integers(0, 10, 300))]))
+    stat = monitor.prediction_drift_statistic(preds, p)
+    assert stat.shape == (600,) and (stat >= 0).all()
+    assert stat[300:].max() > 2 * stat[:300].max()  # class 0 suddenly twice as frequent
     model = make_model("small-cnn", in_shape=(1, 12, 12), seed=0).eval()
-    stat = monitor.prediction_drift_statistic(model, images, torch.full((10,), 0.1))
-    assert stat.shape == (4,) and (stat >= 0).all()
+    freq = monitor.class_frequencies(model, images)
+    assert freq.shape == (10,) and freq.sum().item() == pytest.approx(1.0)
+
+
+def test_per_input_looks_values_up(images):
+    y = torch.arange(4)
+    s = monitor.make_stream(images, y, make_attack("badnets", size=2), length=50, start=10, fraction=0.5, seed=3)
+    clean, trig = np.arange(4) * 1.0, np.arange(4) + 100.0
+    values = monitor.per_input(s, clean, trig)
+    assert np.array_equal(values, np.where(s.triggered.numpy(), trig[s.index], clean[s.index]))
+    with pytest.raises(ValueError, match="same length"):
+        monitor.per_input(s, clean, trig[:2])
+    with pytest.raises(ValueError, match="pool"):
+        monitor.per_input(s, clean[:2], trig[:2])
