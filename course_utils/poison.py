@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 
 from .data import as_float
-from .triggers import TRIGGERS
+from .triggers import TRIGGERS, wanet_noise_warp
 
 TARGET_MODES = ("all-to-one", "all-to-all")
 
@@ -97,10 +99,11 @@ class BackdoorAttack:
     params: dict = field(default_factory=dict)
     target: int = 0
     mode: str = "all-to-one"
+    TRIGGER: ClassVar[str | None] = None  # the TRIGGERS entry this attack uses, when it differs from `name`
 
     def apply(self, images: torch.Tensor) -> torch.Tensor:
         """Triggered copies of `images` (uint8 or float), as float in [0, 1]."""
-        return TRIGGERS[self.name](as_float(images), **self.params)
+        return TRIGGERS[self.TRIGGER or self.name](as_float(images), **self.params)
 
     def target_labels(self, y: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
         return target_labels(y, self.target, self.mode, num_classes)
@@ -113,21 +116,143 @@ class BackdoorAttack:
         return {"name": self.name, "params": self.params, "target": self.target, "mode": self.mode}
 
 
+def _own_fields(cls) -> list[str]:
+    """The fields a BackdoorAttack subclass adds (attack settings that are not trigger parameters)."""
+    base = {f.name for f in fields(BackdoorAttack)}
+    return [f.name for f in fields(cls) if f.name not in base]
+
+
+@dataclass(frozen=True)
+class WaNetAttack(BackdoorAttack):
+    """WaNet (Nguyen & Tran, ICLR 2021) with its noise mode.
+
+    Besides the warped-and-relabelled samples, `cross_ratio` times as many other samples are
+    warped with the field plus random noise and keep their TRUE labels, so the model learns
+    this one field and not "any warp"; that makes the backdoor harder to find. Those noise
+    samples are not counted in `PoisonedData.poisoned` (their labels are right).
+    """
+
+    cross_ratio: float = 2.0
+
+    def __post_init__(self):
+        if isinstance(self.cross_ratio, bool) or not isinstance(self.cross_ratio, (int, float)) or self.cross_ratio < 0:
+            raise ValueError(f"cross_ratio must be a non-negative number (2 in the paper), got {self.cross_ratio!r}")
+
+    def poison(self, x, y, rate: float, seed: int = 0, num_classes: int = 10) -> PoisonedData:
+        out = super().poison(x, y, rate, seed, num_classes)
+        free = torch.nonzero(~out.poisoned).flatten()
+        count = min(round(self.cross_ratio * int(out.poisoned.sum())), len(free))
+        pick = free[torch.randperm(len(free), generator=torch.Generator().manual_seed(seed + 1))[:count]]
+        px = out.x.clone()
+        px[pick] = wanet_noise_warp(px[pick], **self.params, noise_seed=seed)
+        return PoisonedData(px, out.y, out.poisoned)
+
+    def config(self) -> dict:
+        return {**super().config(), "cross_ratio": self.cross_ratio}
+
+
+def pgd_away(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, batch_size: int = 512) -> torch.Tensor:
+    """L-inf PGD that pushes `x` away from its labels `y` (Madry et al., 2018): the loss on `y` goes up.
+
+    x: float (N, C, H, W) in [0, 1]; eps: the L-inf budget; steps: gradient-sign steps of
+    2.5 * eps / steps. The model must be in eval mode; its weights are not changed.
+    """
+    if model.training:
+        raise ValueError("the model is in training mode; call model.eval() first")
+    device = next(model.parameters()).device
+    step = 2.5 * eps / max(steps, 1)
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
+        adv = xb.clone()
+        for _ in range(steps):
+            adv.requires_grad_(True)
+            grad, = torch.autograd.grad(F.cross_entropy(model(adv), yb), adv)
+            adv = (xb + (adv.detach() + step * grad.sign() - xb).clamp(-eps, eps)).clamp(0, 1)
+        out.append(adv.detach().cpu())
+    return torch.cat(out) if out else x.clone()
+
+
+@dataclass(frozen=True)
+class CleanLabelAttack(BackdoorAttack):
+    """Label-consistent (clean-label) backdoor (Turner, Tsipras & Madry, 2019, arXiv:1912.02771).
+
+    Only images of the target class are poisoned and they KEEP their true label, so a human
+    auditing the labels finds nothing wrong. To make the model rely on the trigger, their
+    natural features are first weakened: an L-inf PGD perturbation of size `eps`, computed
+    against a surrogate model trained on the clean data for `surrogate_epochs` epochs, makes
+    them hard to classify; then the patch trigger is stamped on. At test time the trigger is the
+    patch alone. `rate` is a fraction of the whole training set, capped at the target class's size.
+
+    Defaults for MNIST (measured on the offline sample): a 5x5 patch, as a 3x3 one is rarely
+    learnt; eps=0.2, as eps=0 (no weakening) gives ASR under 10 % and large eps makes the
+    perturbation itself the feature the model learns (ASR falls again).
+    """
+
+    eps: float = 0.2
+    steps: int = 10
+    surrogate_epochs: int = 2
+    TRIGGER: ClassVar[str] = "badnets"
+    TRIGGER_DEFAULTS: ClassVar[dict] = {"size": 5}
+
+    def __post_init__(self):
+        if self.mode != "all-to-one":
+            raise ValueError("a clean-label attack keeps true labels, so it only works all-to-one; use mode='all-to-one'")
+        if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float)) or not 0 <= self.eps <= 1:
+            raise ValueError(f"eps (the L-inf size of the perturbation) must be in [0, 1], got {self.eps!r}")
+        for name in ("steps", "surrogate_epochs"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+
+    def poison(self, x, y, rate: float, seed: int = 0, num_classes: int = 10) -> PoisonedData:
+        from .models import make_model  # imported here: train imports this module
+        from .train import fit
+
+        if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+            raise ValueError(f"poison rate must be a fraction in [0, 1] (0.1 means 10 %), got {rate!r}")
+        candidates = torch.nonzero(y == self.target).flatten()
+        count = min(round(rate * len(y)), len(candidates))
+        order = torch.randperm(len(candidates), generator=torch.Generator().manual_seed(seed))
+        pick = candidates[order[:count]].sort().values
+        px = as_float(x).clone()
+        if count:
+            surrogate = make_model(in_shape=tuple(x.shape[1:]), num_classes=num_classes, seed=seed)
+            fit(surrogate, x, y, epochs=self.surrogate_epochs, seed=seed, progress=False)
+            px[pick] = self.apply(pgd_away(surrogate, px[pick], y[pick], self.eps, self.steps))
+        mask = torch.zeros(len(y), dtype=torch.bool)
+        mask[pick] = True
+        return PoisonedData(px, y.clone(), mask)
+
+    def config(self) -> dict:
+        return {**super().config(), "eps": self.eps, "steps": self.steps, "surrogate_epochs": self.surrogate_epochs}
+
+
+ATTACK_TYPES = {"wanet": WaNetAttack, "clean-label": CleanLabelAttack}
+
+
 def make_attack(name: str = "badnets", *, target: int = 0, mode: str = "all-to-one", **params) -> BackdoorAttack:
-    """An attack by name (see `course_utils.triggers.TRIGGERS`); its parameters are checked when it is first applied."""
-    if name not in TRIGGERS:
-        raise ValueError(f"Unknown attack {name!r}; available: {sorted(TRIGGERS)}")
+    """An attack by name: "badnets", "blended", "wanet" or "clean-label" (defaults: target 0, all-to-one).
+
+    `params` are the trigger's parameters (see `course_utils.triggers`) and, for "wanet" and
+    "clean-label", the attack's own settings (`cross_ratio`; `eps`, `steps`, `surrogate_epochs`).
+    """
+    cls = ATTACK_TYPES.get(name, BackdoorAttack)
+    if name not in TRIGGERS and name not in ATTACK_TYPES:
+        raise ValueError(f"Unknown attack {name!r}; available: {sorted(set(TRIGGERS) | set(ATTACK_TYPES))}")
     if mode not in TARGET_MODES:
         raise ValueError(f"Unknown target mode {mode!r}; use one of {TARGET_MODES}")
     if not isinstance(target, int) or target < 0:
         raise ValueError(f"target must be a class index (a non-negative int), got {target!r}")
-    trigger = TRIGGERS[name]
+    own = {key: params.pop(key) for key in _own_fields(cls) if key in params}
+    trigger = TRIGGERS[cls.TRIGGER or name]
     known = inspect.signature(trigger).parameters
     unknown = sorted(set(params) - set(known))
     if unknown:
-        raise ValueError(f"{name} has no parameter(s) {unknown}; it takes {[p for p in known if p != 'images']}")
+        takes = [p for p in known if p != "images"] + _own_fields(cls)
+        raise ValueError(f"{name} has no parameter(s) {unknown}; it takes {takes}")
     # Spell out every default, so that make_attack("badnets") and make_attack("badnets", size=3)
     # are the same attack with the same cache key.
     full = {k: v.default for k, v in known.items() if k != "images" and v.default is not inspect.Parameter.empty}
+    full.update(getattr(cls, "TRIGGER_DEFAULTS", {}))
     full.update(params)
-    return BackdoorAttack(name, full, target, mode)
+    return cls(name, full, target, mode, **own)

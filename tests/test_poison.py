@@ -69,3 +69,72 @@ def test_make_attack(xy):
         poison.make_attack("badnetz")
     with pytest.raises(ValueError, match="mode"):
         poison.make_attack("badnets", mode="some")
+
+
+@pytest.mark.parametrize("name", ["badnets", "blended", "wanet", "clean-label"])
+def test_every_attack_has_defaults_and_applies(name):
+    atk = poison.make_attack(name)
+    assert atk.target == 0 and atk.mode == "all-to-one"
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    out = atk.apply(x)
+    assert out.shape == x.shape and not torch.equal(out, x)
+    assert atk.config() == poison.make_attack(name, **atk.params).config()  # defaults spelled out
+
+
+def test_wanet_noise_mode_keeps_labels():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(100, 1, 28, 28, generator=g), torch.arange(100) % 10
+    atk = poison.make_attack("wanet", cross_ratio=2.0)
+    assert atk.config()["cross_ratio"] == 2.0
+    p = atk.poison(x, y, 0.1)
+    assert p.poisoned.sum() == 10 and (p.y[p.poisoned] == 0).all()
+    changed = (p.x != x).flatten(1).any(1)
+    assert changed.sum() == 30  # 10 poisoned + 20 noise-mode samples
+    assert torch.equal(p.y[~p.poisoned], y[~p.poisoned])  # noise samples keep their true labels
+    none = poison.make_attack("wanet", cross_ratio=0).poison(x, y, 0.1)
+    assert (none.x != x).flatten(1).any(1).sum() == 10
+    with pytest.raises(ValueError, match="cross_ratio"):
+        poison.make_attack("wanet", cross_ratio=-1)
+
+
+def test_clean_label_poisons_only_the_target_class_and_keeps_labels(digits):
+    x, y = digits.x_train[:300], digits.y_train[:300]
+    atk = poison.make_attack("clean-label", eps=0.1, steps=2, surrogate_epochs=1)
+    p = atk.poison(x, y, 0.05, seed=0)
+    assert p.poisoned.sum() == 15 and (y[p.poisoned] == 0).all()
+    assert torch.equal(p.y, y)  # labels are never changed
+    xf = x.float() / 255
+    assert torch.equal(p.x[~p.poisoned], xf[~p.poisoned])
+    delta = (p.x[p.poisoned] - xf[p.poisoned])[:, :, :20, :20]  # away from the 5x5 patch
+    assert 0 < delta.abs().max() <= 0.1 + 1e-6
+    assert (p.x[p.poisoned][:, :, 22:27, 22:27] == 1).all()
+    capped = atk.poison(x, y, 0.5, seed=0)  # more than the target class holds: all of it
+    assert capped.poisoned.sum() == (y == 0).sum()
+
+
+def test_clean_label_bad_arguments():
+    with pytest.raises(ValueError, match="all-to-one"):
+        poison.make_attack("clean-label", mode="all-to-all")
+    with pytest.raises(ValueError, match="eps"):
+        poison.make_attack("clean-label", eps=2.0)
+    with pytest.raises(ValueError, match="steps"):
+        poison.make_attack("clean-label", steps=0)
+    with pytest.raises(ValueError, match="no parameter.*eps"):
+        poison.make_attack("clean-label", epsilon=0.1)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        poison.make_attack("clean-label").poison(torch.rand(4, 1, 8, 8), torch.zeros(4, dtype=torch.long), 1.5)
+
+
+def test_pgd_away_raises_the_loss_within_eps():
+    from course_utils import make_model
+
+    model = make_model("small-cnn", seed=0).eval()
+    x = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = torch.zeros(6, dtype=torch.long)
+    adv = poison.pgd_away(model, x, y, eps=0.1, steps=5)
+    assert (adv - x).abs().max() <= 0.1 + 1e-6 and 0 <= adv.min() and adv.max() <= 1
+    loss = torch.nn.functional.cross_entropy
+    with torch.no_grad():
+        assert loss(model(adv), y) > loss(model(x), y)
+    with pytest.raises(ValueError, match="eval"):
+        poison.pgd_away(model.train(), x, y, 0.1, 2)
