@@ -1,0 +1,347 @@
+"""Evaluating defenses: the attack x defense matrix over seeds, and what each defense costs at inference.
+
+The matrix follows BackdoorBench (Wu et al., NeurIPS 2022): every attack against every
+defense, several seeds, clean accuracy (CA), attack success rate (ASR), robust accuracy
+(RA: triggered inputs, true labels) and the defense effectiveness rating (DER), each
+with its spread over seeds. Three families of defense are covered:
+
+- "none": the backdoored model as it is (the baseline every DER compares with);
+- data-level filters (lesson 03): score every training sample with Activation Clustering
+  ("ac-filter", Chen et al., 2019) or Spectral Signatures ("ss-filter", Tran et al., 2018),
+  drop the most suspicious, and train again from scratch on what is left;
+- an input-level filter at inference (lesson 03): STRIP ("strip", Gao et al., 2019)
+  rejects inputs whose predictions stay confident under superimposition;
+- model repair (lessons 04-05): every function of `course_utils.repair.DEFENSES`.
+
+Every trained, filtered or repaired model is cached by its full config (`load_or_train`),
+and so is how long it took to make, so a re-run costs only the evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .cache import cache_dir, config_key, load_or_train
+from .data import ImageData, as_float
+from .metrics import der, summarize
+from .models import make_model
+from .poison import BackdoorAttack, make_attack
+from .runtime import get_profile
+from .train import CACHE_VERSION, fit, predict, train_model
+
+MATRIX_VERSION = 1  # bump when a defense here changes, so old cached models are not reused
+FILTERS = ("ac-filter", "ss-filter")
+INPUT_FILTERS = ("strip",)
+
+
+# ---------------------------------------------------------------- caching with timings
+def cached_model(config: dict, build: Callable[[], nn.Module], train: Callable[[nn.Module], None]) -> tuple[nn.Module, float, bool]:
+    """`load_or_train(config, build, train)` that also remembers how long `train` took.
+
+    Returns (model in eval mode, seconds the training took when it was done, True if it came from the cache).
+    """
+    path = cache_dir() / "timings" / f"{config_key(config)}.json"
+    spent = {}
+
+    def timed_train(model):
+        start = time.perf_counter()
+        train(model)
+        spent["seconds"] = time.perf_counter() - start
+
+    model = load_or_train(config, build, timed_train)
+    if "seconds" in spent:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"seconds": spent["seconds"]}))
+        return model, spent["seconds"], False
+    seconds = json.loads(path.read_text())["seconds"] if path.exists() else float("nan")
+    return model, seconds, True
+
+
+def _base_config(data: ImageData, attack: BackdoorAttack, rate: float, seed: int, epochs: int) -> dict:
+    profile = get_profile()
+    return {"version": CACHE_VERSION, "matrix_version": MATRIX_VERSION, "data": data.name,
+            "n_train": len(data.x_train), "model": profile.model, "attack": attack.config(), "poison_rate": rate,
+            "seed": seed, "epochs": epochs, "batch_size": profile.batch_size, "lr": profile.lr}
+
+
+def _fresh_model(data: ImageData, seed: int) -> Callable[[], nn.Module]:
+    return lambda: make_model(in_shape=data.image_shape, num_classes=data.num_classes, seed=seed)
+
+
+# ---------------------------------------------------------------- the defenses of the matrix
+def defense_names() -> list[str]:
+    """Every defense the matrix knows: "none", the data filters, STRIP, then `repair.DEFENSES` in order."""
+    from .repair import DEFENSES
+
+    return ["none", *FILTERS, *INPUT_FILTERS, *DEFENSES]
+
+
+def _filter_removed(method: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, assumed_rate: float) -> torch.Tensor:
+    """Which training samples a data-level filter removes (bool (N,)), with each paper's own rule.
+
+    ac-filter: Activation Clustering's size rule, a cluster under 35 % of its class is poison.
+    ss-filter: Spectral Signatures removes 1.5 x the assumed poison rate of every class.
+    """
+    from .detect import activation_clustering_scores, remove_above, remove_top_per_class, spectral_signature_scores
+
+    if method == "ac-filter":
+        return remove_above(activation_clustering_scores(model, x, y, rule="size"), 0.65)
+    return remove_top_per_class(spectral_signature_scores(model, x, y), y, min(1.0, 1.5 * assumed_rate))
+
+
+def filtered_model(data: ImageData, attack: BackdoorAttack, rate: float, seed: int, method: str, model: nn.Module,
+                   epochs: int, progress: bool = False) -> tuple[nn.Module, float, bool, dict]:
+    """Data-level defense: score the poisoned training set with `model`, drop the flagged samples, retrain.
+
+    Returns (new model, seconds, cached, {"removed", "precision", "recall"}).
+    """
+    from .detect import precision_recall
+
+    if method not in FILTERS:
+        raise ValueError(f"Unknown data filter {method!r}; choose one of {FILTERS}")
+    config = {**_base_config(data, attack, rate, seed, epochs), "defense": method, "assumed_rate": rate}
+    info_path = cache_dir() / "timings" / f"{config_key(config)}.info.json"
+    info = {}
+
+    def train(fresh):
+        poisoned = attack.poison(data.x_train, data.y_train, rate, seed=seed, num_classes=data.num_classes)
+        removed = _filter_removed(method, model, poisoned.x, poisoned.y, rate)
+        precision, recall = precision_recall(removed, poisoned.poisoned)
+        info.update(removed=int(removed.sum()), precision=precision, recall=recall)
+        fit(fresh, poisoned.x[~removed], poisoned.y[~removed], epochs=epochs, seed=seed, progress=progress,
+            desc=f"retraining after {method}")
+
+    new, seconds, cached = cached_model(config, _fresh_model(data, seed), train)
+    if info:
+        info_path.write_text(json.dumps(info))
+    elif info_path.exists():
+        info = json.loads(info_path.read_text())
+    return new, seconds, cached, info
+
+
+def repaired_model(data: ImageData, attack: BackdoorAttack, rate: float, seed: int, name: str, model: nn.Module,
+                   epochs: int, clean_fraction: float = 0.05, hyper: dict | None = None) -> tuple[nn.Module, float, bool]:
+    """Model repair: `repair.DEFENSES[name](model, x_clean, y_clean, seed=seed, **hyper)`, cached.
+
+    model: the backdoored model, trained for `epochs` (part of the cache key). The defender's
+    clean set is `repair.clean_subset(data, clean_fraction, seed)`. hyper: the defense's own
+    hyperparameters (default: its paper defaults). Returns (repaired model, seconds it took, cached).
+    """
+    hyper = dict(hyper or {})
+    from .repair import DEFENSES, clean_subset
+
+    if name not in DEFENSES:
+        raise ValueError(f"Unknown repair defense {name!r}; choose one of {sorted(DEFENSES)}")
+    config = {**_base_config(data, attack, rate, seed, epochs), "defense": name, "clean_fraction": clean_fraction,
+              "hyper": hyper}
+    x_clean, y_clean = clean_subset(data, clean_fraction, seed)
+
+    def train(fresh):
+        fresh.load_state_dict(DEFENSES[name](model, x_clean, y_clean, seed=seed, **hyper).state_dict())
+
+    return cached_model(config, _fresh_model(data, seed), train)
+
+
+def strip_filter(model: nn.Module, x_clean: torch.Tensor, frr: float = 0.05, n: int = 8,
+                 seed: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
+    """STRIP as a deployed filter: a function images -> bool (N,), True where the input is ACCEPTED.
+
+    The entropy threshold rejects a fraction `frr` of the defender's clean images (Gao et al., 2019).
+    """
+    from .detect import strip_entropy, strip_threshold
+
+    threshold = strip_threshold(strip_entropy(model, x_clean, x_clean, n=n, seed=seed), frr)
+    return lambda images: strip_entropy(model, images, x_clean, n=n, seed=seed) >= threshold
+
+
+# ---------------------------------------------------------------- one cell, then the whole matrix
+def evaluate(model: nn.Module, data: ImageData, attack: BackdoorAttack,
+             accept: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
+    """{"ca", "asr", "ra"} of `model` on the test set; with an input filter `accept`, a rejected input
+    counts as neither correct nor attacked (the defense abstains)."""
+    wanted = attack.target_labels(data.y_test, data.num_classes)
+    keep = wanted != data.y_test
+    x_clean, x_trig = as_float(data.x_test), attack.apply(data.x_test[keep])
+    pred_clean, pred_trig = predict(model, x_clean), predict(model, x_trig)
+    ok_clean = torch.ones(len(x_clean), dtype=torch.bool) if accept is None else accept(x_clean)
+    ok_trig = torch.ones(len(x_trig), dtype=torch.bool) if accept is None else accept(x_trig)
+    return {"ca": ((pred_clean == data.y_test) & ok_clean).float().mean().item(),
+            "asr": ((pred_trig == wanted[keep]) & ok_trig).float().mean().item(),
+            "ra": ((pred_trig == data.y_test[keep]) & ok_trig).float().mean().item()}
+
+
+def defended(data: ImageData, attack_name: str, defense: str, seed: int, *, poison_rate: float = 0.1,
+             epochs: int | None = None, clean_fraction: float = 0.05, defense_kwargs: dict | None = None,
+             progress: bool = False) -> tuple[nn.Module, Callable | None, dict]:
+    """The backdoored model of (`attack_name`, `seed`) after `defense`, from the cache when possible.
+
+    Returns (model, accept or None, info): `accept` is STRIP's input filter for "strip";
+    info holds "seconds" (what the defense cost to set up), "cached" and, for the data
+    filters, "removed", "precision" and "recall".
+    """
+    epochs = epochs or get_profile().epochs
+    attack = make_attack(attack_name)
+    base = train_model(data, attack, poison_rate, seed=seed, epochs=epochs, progress=progress)
+    kwargs = dict((defense_kwargs or {}).get(defense, {}))
+    if defense == "none":
+        return base, None, {"seconds": 0.0, "cached": True}
+    if defense in FILTERS:
+        model, seconds, cached, info = filtered_model(data, attack, poison_rate, seed, defense, base, epochs, progress)
+        return model, None, {"seconds": seconds, "cached": cached, **info}
+    if defense == "strip":
+        from .repair import clean_subset
+
+        start = time.perf_counter()
+        accept = strip_filter(base, clean_subset(data, clean_fraction, seed)[0], seed=seed, **kwargs)
+        return base, accept, {"seconds": time.perf_counter() - start, "cached": False}
+    model, seconds, cached = repaired_model(data, attack, poison_rate, seed, defense, base, epochs, clean_fraction,
+                                            kwargs)
+    return model, None, {"seconds": seconds, "cached": cached}
+
+
+def attack_defense_matrix(data: ImageData, attacks: Sequence[str], defenses: Sequence[str] | dict[str, Sequence[str]],
+                          seeds: Sequence[int] = (0, 1, 2), *, poison_rate: float = 0.1, epochs: int | None = None,
+                          clean_fraction: float = 0.05, defense_kwargs: dict | None = None,
+                          progress: bool = True) -> list[dict]:
+    """Every attack against every defense over `seeds`: one row per (attack, defense, seed).
+
+    attacks: names for `make_attack` ("badnets", "blended", "wanet", "clean-label"), default
+    parameters, target 0, poisoning `poison_rate` of the training set, trained for `epochs`
+    (profile default). defenses: names from `defense_names()`, the same for every attack, or
+    {attack: names} to run fewer defenses on some attacks; include "none" to get DER.
+    defense_kwargs: {defense: {hyperparameter: value}} passed to that defense (part of the cache key).
+    clean_fraction: the defender's clean set, as a fraction of the training set.
+    Rows: {"attack", "defense", "seed", "ca", "asr", "ra", "seconds", "cached"} (+ filter
+    statistics); ca/asr/ra are fractions, seconds is what making the defense cost (from the
+    cache's record when the model was loaded).
+    """
+    plan = {a: list(defenses.get(a, [])) for a in attacks} if isinstance(defenses, dict) else \
+        {a: list(defenses) for a in attacks}
+    known = defense_names()
+    unknown = sorted({d for names in plan.values() for d in names} - set(known))
+    if unknown:
+        raise ValueError(f"Unknown defense(s) {unknown}; choose from {known}")
+    if not attacks or not any(plan.values()) or not seeds:
+        raise ValueError("give at least one attack, one defense and one seed")
+    for name in attacks:
+        make_attack(name)  # a clear error for an unknown attack, before any training
+    cells = [(a, s, d) for a in attacks for s in seeds for d in plan[a]]
+    rows = []
+    for attack_name, seed, defense in tqdm(cells, desc="attack x defense", disable=not progress):
+        model, accept, info = defended(data, attack_name, defense, seed, poison_rate=poison_rate, epochs=epochs,
+                                       clean_fraction=clean_fraction, defense_kwargs=defense_kwargs)
+        scores = evaluate(model, data, make_attack(attack_name), accept)
+        rows.append({"attack": attack_name, "defense": defense, "seed": seed, **scores, **info})
+    return rows
+
+
+def summarize_matrix(rows: list[dict], confidence: float = 0.95) -> list[dict]:
+    """Mean, std and confidence interval over seeds for every (attack, defense) of `attack_defense_matrix`.
+
+    Returns rows {"attack", "defense", "n", "<m>_mean", "<m>_std", "<m>_ci" (half-width)} for
+    m in ca, asr, ra, der, seconds. DER compares each seed with the "none" row of the same
+    attack and seed (nan if there is none).
+    """
+    if not rows:
+        raise ValueError("no rows to summarise; run attack_defense_matrix first")
+    baseline = {(r["attack"], r["seed"]): r for r in rows if r["defense"] == "none"}
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["attack"], r["defense"]), []).append(r)
+    out = []
+    for (attack, defense), group in groups.items():
+        row = {"attack": attack, "defense": defense, "n": len(group)}
+        ders = [der(b["ca"], b["asr"], r["ca"], r["asr"]) for r in group
+                if (b := baseline.get((attack, r["seed"]))) is not None]
+        for m, values in (("ca", [r["ca"] for r in group]), ("asr", [r["asr"] for r in group]),
+                          ("ra", [r["ra"] for r in group]), ("der", ders),
+                          ("seconds", [r["seconds"] for r in group])):
+            s = summarize(values, confidence) if values else {"mean": float("nan"), "std": float("nan"),
+                                                             "ci_high": float("nan")}
+            row.update({f"{m}_mean": s["mean"], f"{m}_std": s["std"], f"{m}_ci": s["ci_high"] - s["mean"]})
+        out.append(row)
+    return out
+
+
+def pivot(summary: list[dict], value: str = "asr_mean") -> tuple[list[str], list[str], np.ndarray]:
+    """(attacks, defenses, table) with table[i, j] = `value` of attack i under defense j (nan if missing)."""
+    if summary and value not in summary[0]:
+        raise ValueError(f"Unknown value {value!r}; choose one of {sorted(k for k in summary[0] if k.endswith(('_mean', '_std', '_ci')))}")
+    attacks = list(dict.fromkeys(r["attack"] for r in summary))
+    defenses = list(dict.fromkeys(r["defense"] for r in summary))
+    table = np.full((len(attacks), len(defenses)), np.nan)
+    for r in summary:
+        table[attacks.index(r["attack"]), defenses.index(r["defense"])] = r[value]
+    return attacks, defenses, table
+
+
+def plot_matrix(summary: list[dict], value: str = "asr", ax=None, title: str | None = None):
+    """Heatmap of `value` ("ca", "asr", "ra" or "der") mean over seeds, "mean ± std" in every cell (percent)."""
+    import matplotlib.pyplot as plt
+
+    attacks, defenses, mean = pivot(summary, f"{value}_mean")
+    _, _, std = pivot(summary, f"{value}_std")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.0 * len(defenses) + 1.5, 0.6 * len(attacks) + 1.2))
+    cmap = "RdYlGn_r" if value == "asr" else "RdYlGn"
+    image = ax.imshow(100 * mean, cmap=cmap, vmin=0, vmax=100, aspect="auto")
+    for i in range(len(attacks)):
+        for j in range(len(defenses)):
+            if np.isfinite(mean[i, j]):
+                ax.text(j, i, f"{100 * mean[i, j]:.0f}\n±{100 * std[i, j]:.0f}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(defenses)), defenses, rotation=40, ha="right")
+    ax.set_yticks(range(len(attacks)), attacks)
+    ax.set_title(title or f"{value.upper()} (%), mean ± std over seeds")
+    ax.figure.colorbar(image, ax=ax, fraction=0.03)
+    return ax
+
+
+# ---------------------------------------------------------------- inference cost
+def model_predictor(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """images -> predicted classes, as a deployed model would run (eval mode, no gradients)."""
+    return lambda images: predict(model, images)
+
+
+def inference_cost(predictors: dict[str, Callable[[torch.Tensor], object]], x: torch.Tensor, *,
+                   baseline: str | None = None, batch_size: int = 256, repeats: int = 15,
+                   warmup: int = 2) -> list[dict]:
+    """Latency per batch and throughput of each way of serving predictions, and ratios to `baseline`.
+
+    predictors: {name: fn(images) -> anything}; the timed call is fn on one batch of `batch_size`
+    float images. The predictors take turns (round robin, `repeats` rounds) so that a busy
+    machine slows them all alike; the median is reported. baseline: the name to compare with
+    (default: the first). Rows {"defense", "latency_ms", "throughput", "latency_ratio", "throughput_ratio"}.
+    """
+    if not predictors:
+        raise ValueError("give at least one predictor: {name: fn(images)}")
+    baseline = baseline or next(iter(predictors))
+    if baseline not in predictors:
+        raise ValueError(f"baseline {baseline!r} is not one of {list(predictors)}")
+    if repeats < 1 or batch_size < 1:
+        raise ValueError(f"repeats and batch_size must be >= 1, got {repeats} and {batch_size}")
+    xb = as_float(x[:batch_size])
+    with torch.inference_mode():
+        for fn in predictors.values():
+            for _ in range(warmup):
+                fn(xb)
+        times: dict[str, list[float]] = {name: [] for name in predictors}
+        for _ in range(repeats):
+            for name, fn in predictors.items():
+                start = time.perf_counter()
+                fn(xb)
+                times[name].append(time.perf_counter() - start)
+    base = statistics.median(times[baseline])
+    rows = []
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        rows.append({"defense": name, "latency_ms": 1000 * med, "throughput": len(xb) / med,
+                     "latency_ratio": med / base, "throughput_ratio": base / med})
+    return rows

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import torch
+
+from course_utils import zoo
+from course_utils.checks.hunt import _toys
+
+
+def test_zoo_is_big_enough_and_mixed():
+    ids = zoo.model_ids()
+    assert len(ids) >= 12 and len(set(ids)) == len(ids)
+    truth = zoo._labels(ids)
+    assert 0.35 <= truth.mean() <= 0.65  # about half trojaned
+    kinds = {zoo._spec(m).attack for m in ids if zoo._spec(m).attack}
+    targets = {zoo._spec(m).target for m in ids if zoo._spec(m).attack}
+    assert len(kinds) >= 3 and len(targets) >= 5
+    assert len({zoo._spec(m).seed for m in ids}) == len(ids)
+    assert truth[:6].tolist() != sorted(truth[:6].tolist())  # shuffled, not trojans first
+
+
+def test_score_detector_and_flag_report():
+    ids = zoo.model_ids()
+    truth = zoo._labels(ids)
+    perfect = {m: float(t) for m, t in zip(ids, truth)}
+    assert zoo.score_detector(perfect).auroc == 1.0
+    worst = {m: -v for m, v in perfect.items()}
+    result = zoo.score_detector(worst)
+    assert result.auroc == 0.0 and result.n_trojaned + result.n_clean == len(ids)
+    assert result.fpr[0] == 0 and result.tpr[-1] == 1
+    report = zoo.flag_report(perfect, 0.5)
+    assert report["detected"] == report["trojaned"] == truth.sum() and report["false_alarms"] == 0
+    assert zoo.flag_report(perfect, -1)["false_alarms"] == report["clean"]
+
+
+def test_score_detector_bad_input():
+    ids = zoo.model_ids()
+    with pytest.raises(ValueError, match="missing"):
+        zoo.score_detector({ids[0]: 1.0})
+    with pytest.raises(ValueError, match="unknown"):
+        zoo.score_detector({**{m: 0.0 for m in ids}, "model-99": 1.0})
+    with pytest.raises(ValueError, match="finite"):
+        zoo.score_detector({**{m: 0.0 for m in ids}, ids[0]: float("nan")})
+    with pytest.raises(TypeError, match="dict"):
+        zoo.score_detector([0.0] * len(ids))
+    with pytest.raises(KeyError, match="no model"):
+        zoo.load_model(None, "model-99")
+
+
+def test_patch_grid_and_masks_cover_the_image():
+    corners = zoo.patch_grid((28, 28), size=4, stride=3)
+    assert corners[0] == (0, 0) and corners[-1] == (24, 24)
+    masks = zoo.patch_masks((28, 28), size=4, stride=3)
+    assert masks.shape == (len(corners), 28, 28) and (masks.sum(dim=(1, 2)) == 16).all()
+    assert masks.any(0).all()  # every pixel is under some patch
+    with pytest.raises(ValueError, match="size"):
+        zoo.patch_grid((8, 8), size=9)
+
+
+def test_patch_scan_finds_the_toy_trojan():
+    clean, trojan, x = _toys()
+    assert zoo.patch_scan_score(trojan, x, size=3, stride=3) == 1.0
+    assert zoo.patch_scan_score(clean, x, size=3, stride=3) < 1.0
+    assert zoo.patch_scan_score(trojan, (x * 255).to(torch.uint8), size=3, stride=3) == 1.0
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        zoo.patch_scan_score(trojan, x[0])
+
+
+def test_load_model_and_score_all(digits, monkeypatch):
+    monkeypatch.setattr(zoo, "ZOO_EPOCHS", 1)
+    mid = zoo.model_ids()[0]
+    model = zoo.load_model(digits, mid)
+    assert not model.training
+    again = zoo.load_model(digits, mid)  # from the cache
+    assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), again.state_dict().values()))
+    scores = zoo.score_all({mid: model}, lambda m, x: zoo.patch_scan_score(m, x), digits.x_test[:20], progress=False)
+    assert list(scores) == [mid] and np.isfinite(scores[mid])
