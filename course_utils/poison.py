@@ -56,6 +56,11 @@ def apply_poison(x: torch.Tensor, y: torch.Tensor, indices: torch.Tensor, trigge
     return x, y
 
 
+def poison_samples(x: torch.Tensor, y: torch.Tensor, indices: torch.Tensor, trigger: Callable, target: int):
+    """Copies of (x, y) where the samples at `indices` carry the trigger and have label `target` (all-to-one)."""
+    return apply_poison(x, y, indices, trigger, torch.full((len(indices),), target, dtype=y.dtype))
+
+
 def choose_poison_indices(y: torch.Tensor, rate: float, target: int, mode: str, seed: int = 0) -> torch.Tensor:
     """Which samples to poison: round(rate * N) of them, drawn (seeded) from those whose label will change."""
     if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:

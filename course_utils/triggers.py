@@ -72,8 +72,14 @@ def patch_trigger(images: torch.Tensor, size: int = 3, position="bottom-right", 
     color: one value for all channels or one per channel, in [0, 1].
     Returns a new tensor; the input is left as it is.
     """
+    row, col = patch_corner(check_images(images).shape[-2:], size, position)
+    return stamp_patch(images, size, row, col, color)
+
+
+def stamp_patch(images: torch.Tensor, size: int = 3, row: int = 24, col: int = 24, color=1.0) -> torch.Tensor:
+    """A copy of `images` with a `size` x `size` square of `color` whose top-left pixel is (row, col)."""
     check_images(images)
-    row, col = patch_corner(images.shape[-2:], size, position)
+    patch_corner(images.shape[-2:], size, (row, col))  # raises if the square does not fit
     out = images.clone()
     out[:, :, row : row + size, col : col + size] = _color_tensor(color, images.shape[1], images)
     return out

@@ -47,6 +47,8 @@ def plot_curves(x: Sequence[float], curves: dict[str, Sequence[float]], xlabel: 
             ax.fill_between(x, [a - b for a, b in zip(ys, s)], [a + b for a, b in zip(ys, s)], alpha=0.2)
     if logx:
         ax.set_xscale("log")
+        ax.set_xticks(list(x), [f"{v:g}" for v in x])
+        ax.minorticks_off()
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel + (" (%)" if percent and ylabel else ""))
     if title:

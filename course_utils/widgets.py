@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .data import as_float
 from .poison import target_labels
 from .train import predict
 from .triggers import POSITIONS, patch_trigger
@@ -12,12 +13,9 @@ from .viz import show_images
 
 
 def trigger_preview(model: nn.Module, images: torch.Tensor, size: int = 3, position: str = "bottom-right",
-                    target: int = 0, show: int = 8):
-    """Stamp a patch of `size` at `position` on `images`; return (figure, fraction predicted as `target`).
-
-    The fraction counts only images whose true class is not the target, as ASR does.
-    """
-    triggered = patch_trigger(images.float() / 255 if images.dtype == torch.uint8 else images, size, position)
+                    show: int = 8):
+    """Stamp a patch of `size` at `position` on `images`; return (figure of the first `show`, predictions)."""
+    triggered = patch_trigger(as_float(images), size, position)
     preds = predict(model, triggered)
     fig = show_images(triggered[:show], [f"pred {int(p)}" for p in preds[:show]], ncols=show,
                       suptitle=f"{size}x{size} patch at {position}")
@@ -32,7 +30,7 @@ def trigger_explorer(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     keep = target_labels(labels, target) != labels
 
     def update(size=3, position="bottom-right"):
-        fig, preds = trigger_preview(model, images, size, position, target)
+        fig, preds = trigger_preview(model, images, size, position)
         plt.show(fig)
         hits = (preds[keep] == target).float().mean().item()
         print(f"{hits:.1%} of the non-target images are classified as {target}")

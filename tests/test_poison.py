@@ -71,6 +71,13 @@ def test_make_attack(xy):
         poison.make_attack("badnets", mode="some")
 
 
+def test_poison_samples_relabels_only_the_chosen(xy):
+    x, y = xy
+    px, py = poison.poison_samples(x, y, torch.tensor([0, 5]), triggers.patch_trigger, 9)
+    assert py[[0, 5]].tolist() == [9, 9] and torch.equal(py[1:5], y[1:5])
+    assert not torch.equal(px[0], x[0]) and torch.equal(px[1], x[1])
+
+
 @pytest.mark.parametrize("name", ["badnets", "blended", "wanet", "clean-label"])
 def test_every_attack_has_defaults_and_applies(name):
     atk = poison.make_attack(name)

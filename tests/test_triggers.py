@@ -46,6 +46,12 @@ def test_bad_arguments(images):
         triggers.patch_trigger(images.numpy())
 
 
+def test_stamp_patch_matches_named_position(images):
+    assert torch.equal(triggers.stamp_patch(images, 3, 8, 8), triggers.patch_trigger(images, 3, "bottom-right"))
+    with pytest.raises(ValueError, match="does not fit"):
+        triggers.stamp_patch(images, 3, 10, 0)
+
+
 def test_blend_mixes_and_checks_alpha(images):
     before = images.clone()
     pattern = torch.ones(1, 12, 12)

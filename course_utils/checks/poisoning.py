@@ -10,8 +10,8 @@ import torch
 import hashlib
 
 from ..integrity import make_manifest, sha256_file, verify_manifest
-from ..poison import apply_poison
-from ..triggers import patch_trigger
+from ..poison import poison_samples
+from ..triggers import patch_trigger, stamp_patch
 from .core import call_learner, expect_tensor, expect_unchanged, run_check
 
 
@@ -68,7 +68,7 @@ def check_patch_trigger(fn) -> bool:
         for images, size, row, col, color in cases:
             before = images.clone()
             got = call_learner(fn, images, size=size, row=row, col=col, color=color)
-            want = patch_trigger(before, size=size, position=(row, col), color=color)
+            want = stamp_patch(before, size=size, row=row, col=col, color=color)
             what = f"images {tuple(images.shape)}, size={size}, row={row}, col={col}, color={color}"
             expect_unchanged(before, images, "the input images")
             expect_tensor(got, want, what)
@@ -91,7 +91,7 @@ def check_poison_samples(fn) -> bool:
         got = call_learner(fn, x, y, indices, trigger, 7)
         if not (isinstance(got, tuple) and len(got) == 2):
             raise AssertionError(f"expected a tuple (x_poisoned, y_poisoned), got {type(got).__name__}")
-        want_x, want_y = apply_poison(x0, y0, indices, trigger, torch.full((2,), 7))
+        want_x, want_y = poison_samples(x0, y0, indices, trigger, 7)
         expect_unchanged(x0, x, "x")
         expect_unchanged(y0, y, "y")
         expect_tensor(got[1], want_y, "y_poisoned (only the chosen samples get the target label)")

@@ -1,0 +1,40 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import torch  # noqa: E402
+
+from course_utils import viz  # noqa: E402
+
+
+def test_show_images_grid_and_titles():
+    fig = viz.show_images(torch.zeros(5, 1, 8, 8, dtype=torch.uint8), [str(i) for i in range(5)], ncols=3)
+    axes = fig.axes
+    assert len(axes) == 6 and axes[4].get_title() == "4" and not axes[5].images
+
+
+def test_show_images_rgb():
+    fig = viz.show_images(torch.rand(2, 3, 8, 8))
+    assert fig.axes[0].images[0].get_array().shape == (8, 8, 3)
+
+
+def test_plot_curves_with_spread_and_log_axis():
+    ax = viz.plot_curves([0.5, 1, 10], {"ASR": [0.5, 0.9, 1.0]}, "rate (%)", "ASR", spreads={"ASR": [0.1, 0.1, 0]},
+                         logx=True)
+    assert ax.get_xscale() == "log" and len(ax.lines) == 1
+    assert list(ax.lines[0].get_ydata()) == [50, 90, 100]
+
+
+def test_trigger_preview_headless():
+    from course_utils import make_model, widgets
+
+    model = make_model("small-cnn", seed=0).eval()
+    fig, preds = widgets.trigger_preview(model, torch.zeros(3, 1, 28, 28, dtype=torch.uint8), size=2, position="center")
+    assert preds.shape == (3,) and len(fig.axes) == 3
+
+
+def test_trigger_explorer_builds_headless():
+    from course_utils import make_model, widgets
+
+    model = make_model("small-cnn", seed=0).eval()
+    assert callable(widgets.trigger_explorer(model, torch.zeros(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])))
