@@ -52,3 +52,28 @@ def test_as_float():
     assert data.as_float(y) is y
     with pytest.raises(TypeError, match="uint8"):
         data.as_float(torch.ones(1, 1, 2, 2, dtype=torch.int64))
+
+
+class _FakeTorchvisionSet:
+    def __init__(self, n, shape):
+        import numpy as np
+
+        self.data = np.random.default_rng(0).integers(0, 256, (n, *shape), dtype=np.uint8)
+        self.targets = list(range(10)) * (n // 10)
+
+
+def test_torchvision_path_converts_layout_and_caps_training_size(monkeypatch):
+    """When torchvision has the files, images come back as uint8 NCHW, capped to the profile's max_train."""
+    data._load.cache_clear()
+    monkeypatch.setattr(data, "_torchvision_dataset", lambda name, root: (
+        _FakeTorchvisionSet(20_000, (32, 32, 3)), _FakeTorchvisionSet(100, (32, 32, 3))))
+    d = data.load_data("cifar10")
+    assert d.x_train.shape == (12_000, 3, 32, 32) and d.x_train.dtype == torch.uint8
+    assert d.name == "cifar10-12000" and d.classes[0] == "airplane"
+    assert d.y_test.dtype == torch.int64 and len(d.x_test) == 100
+    data._load.cache_clear()
+    monkeypatch.setattr(data, "_torchvision_dataset", lambda name, root: (
+        _FakeTorchvisionSet(50, (28, 28)), _FakeTorchvisionSet(20, (28, 28))))
+    d = data.load_data("mnist")
+    assert d.x_train.shape == (50, 1, 28, 28) and d.name == "mnist"
+    data._load.cache_clear()
