@@ -74,3 +74,33 @@ def test_load_model_and_score_all(digits, monkeypatch):
     assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), again.state_dict().values()))
     scores = zoo.score_all({mid: model}, lambda m, x: zoo.patch_scan_score(m, x), digits.x_test[:20], progress=False)
     assert list(scores) == [mid] and np.isfinite(scores[mid])
+
+
+def test_lesson07_checks():
+    from course_utils import checks
+
+    assert checks.check_patch_scan(zoo.patch_scan_score)
+    assert checks.check_detector(lambda m, x: zoo.patch_scan_score(m, x, size=3))
+
+    def own_class_too(model, x, size=4, stride=3, color=1.0):  # counts images that were already in the class
+        from course_utils import predict
+
+        masks = zoo.patch_masks(tuple(x.shape[-2:]), size, stride)[:, None, None]
+        pred = predict(model, torch.where(masks, torch.tensor(color), x.unsqueeze(0)).flatten(0, 1))
+        return torch.bincount(pred.view(len(masks), -1)[0]).max().item() / len(x)
+
+    with pytest.raises(AssertionError, match="expected"):
+        checks.check_patch_scan(own_class_too)
+    with pytest.raises(AssertionError, match="reproduced"):
+        checks.check_detector(lambda m, x: float(torch.rand(1)))
+    with pytest.raises(AssertionError, match="finite"):
+        checks.check_detector(lambda m, x: float("nan"))
+    with pytest.raises(AssertionError, match="number"):
+        checks.check_detector(lambda m, x: "high")
+
+    def trains(model, x):
+        model.train()
+        return 0.0
+
+    with pytest.raises(AssertionError, match="training mode"):
+        checks.check_detector(trains)
