@@ -34,3 +34,17 @@ lint: $(VENV)/installed
 
 clean-cache: $(VENV)/installed  ## forget every cached model
 	$(PY) -c 'import course_utils; course_utils.clear_cache()'
+
+# Instructor tools (see INSTRUCTORS.md).
+BENCH_ARGS ?=
+bench: $(VENV)/installed  ## matrix, detectors, notebook times -> results/bench-<profile>.{json,md} (BENCH_ARGS="--skip-notebooks")
+	$(PY) -m course_tools.bench $(BENCH_ARGS)
+
+release: $(VENV)/installed  ## student bundle without solutions -> release/backdoor-course-student{/,.zip}
+	$(PY) -m course_tools.release
+
+SUBMISSIONS ?=
+TIMEOUT ?= 900
+grade: $(VENV)/installed  ## score a notebook or a folder: make grade SUBMISSIONS=path [TIMEOUT=900]
+	$(if $(SUBMISSIONS),,$(error give the notebook or folder to grade: make grade SUBMISSIONS=path/to/submissions))
+	$(PY) -m course_tools.grade $(SUBMISSIONS) --timeout $(TIMEOUT) --json $(or $(GRADES),grades.json)

@@ -1,0 +1,474 @@
+"""The course benchmark: attack x defense matrix, detectors and notebook run times, on this machine.
+
+    python -m course_tools.bench [--seeds 0 1 2] [--skip-notebooks]      # or: make bench
+
+Writes results/bench-<profile>.json and results/bench-<profile>.md (the README links the
+latter) and checks the figures against the targets of COURSE_DESIGN.md section 4:
+
+- the attack x defense matrix of lesson 06 (`course_utils.evaluation.attack_defense_matrix`),
+  mean and std over the seeds, plus the clean models it is compared with;
+- the detectors of lesson 03 at 5 % poison: STRIP, Activation Clustering and Spectral
+  Signatures, AUROC mean and std over the seeds;
+- Neural Cleanse on 5 BadNets and 5 clean models (seeds 0-4): how many it flags;
+- every solutions/ notebook run top to bottom in a fresh kernel, first with an empty model
+  cache (cold: it trains what it needs) and then again with the same cache (warm).
+
+Models are trained in a fresh cache folder (``--cache`` to keep or reuse one), so the
+timings are those of this run. The machine's load average is recorded beside them: on a
+shared machine every timing is inflated by the other work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+ATTACKS = ("badnets", "blended", "wanet")
+DETECTORS = ("strip", "activation-clustering", "spectral-signatures")
+REPAIRS = ("fine-pruning", "nad", "kd", "i-bau", "pgd-at")  # the repair target counts these
+NOTEBOOK_TIMEOUT = 1800  # seconds; a notebook past this is reported as timed out
+CACHE_ENV = "BACKDOOR_COURSE_CACHE"
+
+
+# ---------------------------------------------------------------- small pure helpers
+def _nan_to_none(value):
+    """JSON has no NaN: nan and inf become null, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    from course_utils.metrics import mean_std
+
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    return mean_std(values) if values else (math.nan, math.nan)
+
+
+@contextlib.contextmanager
+def environment(**values: str):
+    """Set environment variables for the duration of a block (kernels started inside inherit them)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def bench_rows(summary: list[dict]) -> list[dict]:
+    """The JSON rows from `evaluation.summarize_matrix` output: CA/ASR mean and std, defense seconds, RA, DER."""
+    keep = ("ca_mean", "ca_std", "asr_mean", "asr_std", "ra_mean", "ra_std", "der_mean", "der_std")
+    return [{"attack": r["attack"], "defense": r["defense"], **{k: r[k] for k in keep if k in r},
+             "seconds": r.get("seconds_mean", math.nan), "n": r.get("n")} for r in summary]
+
+
+def clean_row(cas: Sequence[float], asrs: Sequence[float], seconds: Sequence[float]) -> dict:
+    """The row of the clean models (no attack, no defense); asr = BadNets trigger on a clean model."""
+    ca, ca_std = _mean_std(cas)
+    asr, asr_std = _mean_std(asrs)
+    return {"attack": "clean", "defense": "none", "ca_mean": ca, "ca_std": ca_std, "asr_mean": asr,
+            "asr_std": asr_std, "seconds": _mean_std(seconds)[0], "n": len(cas)}
+
+
+def detection_rows(per_seed: list[dict]) -> list[dict]:
+    """[{"detector", "attack", "seed", "auroc"}] -> [{"detector", "attack", "auroc_mean", "auroc_std", "n"}]."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for r in per_seed:
+        groups.setdefault((r["detector"], r["attack"]), []).append(r["auroc"])
+    out = []
+    for (detector, attack), values in groups.items():
+        mean, std = _mean_std(values)
+        out.append({"detector": detector, "attack": attack, "auroc_mean": mean, "auroc_std": std, "n": len(values)})
+    return out
+
+
+# ---------------------------------------------------------------- targets (COURSE_DESIGN.md section 4)
+def _row(report: dict, attack: str, defense: str) -> dict | None:
+    return next((r for r in report.get("rows", []) if r["attack"] == attack and r["defense"] == defense), None)
+
+
+def targets(report: dict) -> list[dict]:
+    """Each target of the design with this run's value: {"what", "target", "value", "met"} (met None: not measured)."""
+    out = []
+
+    def add(what: str, target: str, value, met):
+        out.append({"what": what, "target": target, "value": value, "met": met})
+
+    gpu = report.get("profile") == "gpu"
+    times = report.get("notebook_seconds", {})
+    if times:
+        cold = {name: t.get("cold") for name, t in times.items()}
+        slowest = max(cold, key=lambda n: cold[n] if cold[n] is not None else math.inf)
+        worst = cold[slowest]
+        add(f"one notebook, top to bottom, cold cache (slowest: {slowest})", "<= 180 s",
+            f"{worst:.0f} s" if worst is not None else "failed", worst is not None and worst <= 180)
+        total = sum(v for v in cold.values() if v is not None)
+        failed = any(v is None or t.get("errors") for v, t in zip(cold.values(), times.values()))
+        add("the whole course, each notebook cold (moonshot)", "<= 600 s", f"{total:.0f} s",
+            total <= 600 and not failed)
+    clean, badnets = _row(report, "clean", "none"), _row(report, "badnets", "none")
+    if clean:
+        full = "sample" not in str(report.get("data", "sample")) and not gpu
+        want = 0.91 if gpu else 0.985 if full else 0.94
+        add(f"clean model CA ({report.get('data')})", f">= {want:.1%}", f"{clean['ca_mean']:.1%}", clean["ca_mean"] >= want)
+    if badnets:
+        add("BadNets 10 %: ASR", ">= 95 %", f"{badnets['asr_mean']:.1%}", badnets["asr_mean"] >= 0.95)
+        if clean:
+            drop = clean["ca_mean"] - badnets["ca_mean"]
+            add("BadNets 10 %: CA drop vs clean", "<= 2 points", f"{100 * drop:.1f} points", drop <= 0.02)
+    for attack, want in (("blended", 0.90), ("wanet", 0.80)):
+        r = _row(report, attack, "none")
+        if r and not gpu:
+            add(f"{attack} 10 %: ASR", f">= {want:.0%}", f"{r['asr_mean']:.1%}", r["asr_mean"] >= want)
+    nc = report.get("neural_cleanse")
+    if nc and not gpu:
+        runs = nc["runs"]
+        add("Neural Cleanse flags the BadNets target", f">= 4 of 5 (scaled: of {runs})",
+            f"{nc['backdoored_flagged']} of {runs}", nc["backdoored_flagged"] >= math.ceil(0.8 * runs))
+        add("Neural Cleanse flags clean models", f"<= 1 of 5 (scaled: of {runs})",
+            f"{nc['clean_flagged']} of {runs}", nc["clean_flagged"] <= math.floor(0.2 * runs))
+    for r in report.get("detection", []):
+        if r["attack"] == "badnets" and not gpu:
+            add(f"{r['detector']} AUROC, BadNets 5 %", ">= 0.90", f"{r['auroc_mean']:.3f}", r["auroc_mean"] >= 0.90)
+    if badnets and not gpu:
+        good = [d for d in REPAIRS if (r := _row(report, "badnets", d)) is not None
+                and r["asr_mean"] <= 0.10 and badnets["ca_mean"] - r["ca_mean"] <= 0.05]
+        measured = [d for d in REPAIRS if _row(report, "badnets", d) is not None]
+        if measured:
+            add("repairs with BadNets ASR <= 10 % and CA drop <= 5 points (5 % clean data)", ">= 3 of "
+                + ", ".join(measured), f"{len(good)}: {', '.join(good) or 'none'}", len(good) >= 3)
+    hunt = report.get("trojan_hunt")
+    if hunt:
+        add(f"trojan hunt: reference detector AUROC over {hunt['models']} models", ">= 0.85 over >= 12 models",
+            f"{hunt['auroc']:.3f}", hunt["auroc"] >= 0.85 and hunt["models"] >= 12)
+    return out
+
+
+# ---------------------------------------------------------------- writing the report
+def _pm(mean, std, percent: bool = True) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    scale = 100 if percent else 1
+    std = 0.0 if std is None or math.isnan(std) else std
+    return f"{mean * scale:.1f} ± {std * scale:.1f}" if percent else f"{mean:.3f} ± {std:.3f}"
+
+
+def to_markdown(report: dict) -> str:
+    """The human-readable report: environment, targets, notebook times, the matrix, the detectors."""
+    seeds = ", ".join(map(str, report.get("seeds", [])))
+    lines = [f"# Benchmark: `{report['profile']}` profile", "",
+             f"Generated by `make bench` on {report.get('created', '?')}: device {report.get('device')}, "
+             f"torch {report.get('torch')}, {report.get('cpu_count', '?')} CPU cores, data {report.get('data', '?')}. "
+             f"Seeds {seeds}; mean ± std over seeds; accuracies and ASR in %. Load average "
+             f"{report.get('load_average_start', '?')} at the start and {report.get('load_average_end', '?')} at the "
+             f"end (other work on the machine inflates every time below); whole bench "
+             f"{report.get('bench_seconds', 0):.0f} s.", ""]
+    if report.get("targets"):
+        lines += ["## Targets (COURSE_DESIGN.md section 4)", "", "| what | target | this run | met |", "|---|---|---|---|"]
+        mark = {True: "yes", False: "**no**", None: "n/a"}
+        lines += [f"| {t['what']} | {t['target']} | {t['value']} | {mark[t['met']]} |" for t in report["targets"]]
+        lines.append("")
+    if report.get("notebook_seconds"):
+        lines += ["## Notebooks, top to bottom in a fresh kernel", "",
+                  "| notebook | cold cache (s) | warm cache (s) | problems |", "|---|---:|---:|---|"]
+        for name, t in report["notebook_seconds"].items():
+            cold, warm = (f"{t[k]:.0f}" if t.get(k) is not None else "failed" for k in ("cold", "warm"))
+            lines.append(f"| {name} | {cold} | {warm} | {'; '.join(t.get('errors', [])) or ''} |")
+        lines.append("")
+    if report.get("rows"):
+        lines += ["## Attack x defense (10 % poison, 5 % clean data for the defender)", "",
+                  "| attack | defense | CA | ASR | RA | DER | defense cost (s) |", "|---|---|---:|---:|---:|---:|---:|"]
+        for r in report["rows"]:
+            lines.append(f"| {r['attack']} | {r['defense']} | {_pm(r['ca_mean'], r['ca_std'])} | "
+                         f"{_pm(r['asr_mean'], r['asr_std'])} | {_pm(r.get('ra_mean'), r.get('ra_std'))} | "
+                         f"{_pm(r.get('der_mean'), r.get('der_std'))} | {r['seconds']:.1f} |")
+        lines.append("")
+    if report.get("detection"):
+        lines += ["## Detectors (5 % poison): AUROC", "", "| detector | attack | AUROC |", "|---|---|---:|"]
+        lines += [f"| {r['detector']} | {r['attack']} | {_pm(r['auroc_mean'], r['auroc_std'], percent=False)} |"
+                  for r in report["detection"]]
+        lines.append("")
+    nc = report.get("neural_cleanse")
+    if nc:
+        lines += ["## Neural Cleanse (anomaly index > 2)", "",
+                  f"Flags the BadNets target in {nc['backdoored_flagged']} of {nc['runs']} backdoored models "
+                  f"(seeds {', '.join(map(str, nc.get('seeds', [])))}) and flags some label in "
+                  f"{nc['clean_flagged']} of {nc['runs']} clean models.", ""]
+    if report.get("notes"):
+        lines += ["## Notes", "", *[f"- {n}" for n in report["notes"]], ""]
+    return "\n".join(lines)
+
+
+MATRIX_KEYS = ("rows", "detection", "detection_per_seed", "neural_cleanse", "data", "matrix_seconds",
+               "detection_seconds", "neural_cleanse_seconds")
+NOTEBOOK_KEYS = ("notebook_seconds", "notebooks_total_seconds")
+
+
+def keep_earlier(report: dict, earlier: dict | None, skipped: Sequence[str]) -> None:
+    """Fill the parts this run skipped ("rows": the matrix phases; "notebook_seconds") from an
+    `earlier` report (the JSON already in results/, read before this run wrote anything)."""
+    for part in skipped if earlier else ():
+        keys = MATRIX_KEYS if part == "rows" else NOTEBOOK_KEYS
+        if earlier.get(part):
+            report.update({k: earlier[k] for k in keys if k in earlier})
+            report.setdefault("notes", []).append(
+                f"{', '.join(k for k in keys if k in earlier)}: from the run of {earlier.get('created', '?')} "
+                "(skipped in this one)")
+
+
+def write_report(report: dict, out: Path = RESULTS) -> tuple[Path, Path]:
+    """Write bench-<profile>.json and bench-<profile>.md under `out`; returns both paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / f"bench-{report['profile']}.json", out / f"bench-{report['profile']}.md"
+    json_path.write_text(json.dumps(_nan_to_none(report), indent=1, allow_nan=False) + "\n")
+    md_path.write_text(to_markdown(report))
+    return json_path, md_path
+
+
+# ---------------------------------------------------------------- notebook timing
+def fresh_cache(base: Path | None = None) -> Path:
+    """An empty model cache folder whose data/ points at the real cache's data (no re-download)."""
+    from course_utils.cache import cache_dir
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-cache-", dir=base))
+    data = cache_dir() / "data"
+    if data.is_dir():
+        (folder / "data").symlink_to(data, target_is_directory=True)
+    return folder
+
+
+def run_notebook(path: Path, timeout: float = NOTEBOOK_TIMEOUT) -> tuple[float | None, list[str]]:
+    """Seconds to run `path` top to bottom in a fresh kernel (None if it timed out or died), and its errors."""
+    import nbformat
+
+    from .grade import execute
+
+    nb = nbformat.read(path, as_version=4)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        start = time.perf_counter()
+        status, message, errors = execute(nb, path.parent.resolve(), timeout, Path(tmp) / "checks.jsonl")
+        seconds = time.perf_counter() - start
+    if status != "ok":
+        return None, [f"{status}: {message}", *errors]
+    return seconds, errors
+
+
+def time_notebooks(paths: Iterable[Path], timeout: float = NOTEBOOK_TIMEOUT, progress: bool = True) -> dict:
+    """{name: {"cold", "warm", "errors"}}: each notebook twice, with an empty model cache then the same one again."""
+    from tqdm.auto import tqdm
+
+    paths = list(paths)
+    out = {}
+    for path in tqdm(paths, desc="notebooks (cold, warm)", disable=not progress):
+        cache = fresh_cache()
+        try:
+            with environment(**{CACHE_ENV: str(cache)}):
+                cold, errors_cold = run_notebook(path, timeout)
+                warm, errors_warm = run_notebook(path, timeout)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        errors = [f"cold: {e}" for e in errors_cold] + [f"warm: {e}" for e in errors_warm]
+        out[path.name] = {"cold": cold, "warm": warm, "errors": errors}
+    return out
+
+
+# ---------------------------------------------------------------- the measurements (course_utils does the work)
+def measure_clean(data, seeds: Sequence[int], epochs: int | None = None) -> dict:
+    """The clean models every attack is compared with: CA, and the BadNets trigger's 'ASR' on them."""
+    import course_utils as cu
+
+    badnets = cu.make_attack("badnets")
+    cas, asrs, seconds = [], [], []
+    for seed in seeds:
+        model = cu.train_model(data, seed=seed, epochs=epochs, progress=False)
+        cas.append(cu.clean_accuracy(model, data))
+        asrs.append(cu.attack_success_rate(model, data, badnets))
+        seconds.append(getattr(model, "train_seconds", math.nan))  # nan when it came from the cache
+    return clean_row(cas, asrs, seconds)
+
+
+def measure_matrix(data, seeds: Sequence[int], attacks: Sequence[str] = ATTACKS, defenses: Sequence[str] | None = None,
+                   epochs: int | None = None, progress: bool = True) -> list[dict]:
+    """Lesson 06's attack x defense matrix, summarised over seeds (`evaluation.summarize_matrix`)."""
+    from course_utils import evaluation
+
+    defenses = list(defenses or evaluation.defense_names())
+    rows = evaluation.attack_defense_matrix(data, list(attacks), defenses, list(seeds), epochs=epochs,
+                                            progress=progress)
+    return bench_rows(evaluation.summarize_matrix(rows))
+
+
+def measure_detectors(data, seeds: Sequence[int], attacks: Sequence[str] = ATTACKS, rate: float = 0.05,
+                      epochs: int | None = None, progress: bool = True) -> list[dict]:
+    """AUROC per seed of STRIP (test inputs: clean vs triggered), Activation Clustering and Spectral
+    Signatures (training samples: clean vs poisoned) on models trained with `rate` poison."""
+    import torch
+    from tqdm.auto import tqdm
+
+    import course_utils as cu
+    from course_utils import detect
+    from course_utils.repair import clean_subset
+
+    rows = []
+    for attack_name, seed in tqdm([(a, s) for a in attacks for s in seeds], desc="detectors", disable=not progress):
+        attack = cu.make_attack(attack_name)
+        model = cu.train_model(data, attack, rate, seed=seed, epochs=epochs, progress=False)
+        poisoned = attack.poison(data.x_train, data.y_train, rate, seed=seed, num_classes=data.num_classes)
+        wanted = attack.target_labels(data.y_test, data.num_classes)
+        keep = wanted != data.y_test
+        inputs = torch.cat([cu.as_float(data.x_test), attack.apply(data.x_test[keep])])
+        triggered = torch.cat([torch.zeros(len(data.x_test), dtype=torch.bool), torch.ones(int(keep.sum()), dtype=torch.bool)])
+        entropy = detect.strip_entropy(model, inputs, clean_subset(data, 0.05, seed)[0], seed=seed)
+        scores = {"strip": (-entropy, triggered),  # low entropy = suspicious
+                  "activation-clustering": (detect.activation_clustering_scores(model, poisoned.x, poisoned.y, seed=seed),
+                                            poisoned.poisoned),
+                  "spectral-signatures": (detect.spectral_signature_scores(model, poisoned.x, poisoned.y),
+                                          poisoned.poisoned)}
+        for name, (score, positive) in scores.items():
+            rows.append({"detector": name, "attack": attack_name, "seed": seed, "auroc": detect.roc(score, positive)[2]})
+    return rows
+
+
+def measure_neural_cleanse(data, seeds: Sequence[int] = range(5), epochs: int | None = None,
+                           clean_fraction: float = 0.05, progress: bool = True, **nc_kwargs) -> dict:
+    """Neural Cleanse on the BadNets (10 %) and the clean model of every seed, with the defender's clean set.
+
+    nc_kwargs go to `detect.neural_cleanse` (its defaults are the lesson's).
+    """
+    from tqdm.auto import tqdm
+
+    import course_utils as cu
+    from course_utils import detect
+    from course_utils.repair import clean_subset
+
+    attack = cu.make_attack("badnets")
+    out = {"runs": len(seeds), "backdoored_flagged": 0, "clean_flagged": 0, "seeds": list(seeds),
+           "target_anomaly_index": [], "clean_max_anomaly_index": [], "seconds": []}
+    for seed in tqdm(list(seeds), desc="Neural Cleanse (backdoored + clean)", disable=not progress):
+        x_clean = clean_subset(data, clean_fraction, seed)[0]
+        backdoored = cu.train_model(data, attack, 0.10, seed=seed, epochs=epochs, progress=False)
+        clean = cu.train_model(data, seed=seed, epochs=epochs, progress=False)
+        found = detect.neural_cleanse(backdoored, x_clean, seed=seed, **nc_kwargs)
+        out["backdoored_flagged"] += attack.target in found.flagged
+        out["target_anomaly_index"].append(float(found.anomaly_index[attack.target]))
+        out["seconds"].append(found.seconds)
+        found = detect.neural_cleanse(clean, x_clean, seed=seed, **nc_kwargs)
+        out["clean_flagged"] += bool(found.flagged)
+        out["clean_max_anomaly_index"].append(found.score)
+        out["seconds"].append(found.seconds)
+    return out
+
+
+def _load_average() -> str:
+    try:
+        return " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def header(seeds: Sequence[int]) -> dict:
+    """Where and with what this run happens."""
+    import torch
+
+    import course_utils as cu
+
+    device = cu.try_device()
+    name = f"{device.type} ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else f"{device.type} ({platform.processor() or platform.machine()})"
+    return {"profile": cu.get_profile().name, "device": name, "torch": torch.__version__, "seeds": list(seeds),
+            "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu_count": os.cpu_count(),
+            "python": platform.python_version(), "load_average_start": _load_average()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark the course on this machine (see the module docstring).")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the matrix and detectors")
+    parser.add_argument("--nc-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds of Neural Cleanse")
+    parser.add_argument("--attacks", nargs="+", default=list(ATTACKS))
+    parser.add_argument("--defenses", nargs="+", help="default: every defense of lesson 06")
+    parser.add_argument("--skip-notebooks", action="store_true", help="do not time the notebooks")
+    parser.add_argument("--skip-matrix", action="store_true", help="only time the notebooks")
+    parser.add_argument("--notebooks", nargs="+", help="only these notebooks (name prefixes, e.g. 00 03)")
+    parser.add_argument("--timeout", type=float, default=NOTEBOOK_TIMEOUT, help="seconds allowed per notebook run")
+    parser.add_argument("--cache", type=Path, help="model cache to use and keep (default: a fresh one, deleted after)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the results (default: results/)")
+    args = parser.parse_args(argv)
+
+    import course_utils as cu
+
+    start = time.perf_counter()
+    report = header(args.seeds)
+    report["notes"] = []
+    earlier_path = args.out / f"bench-{report['profile']}.json"
+    earlier = json.loads(earlier_path.read_text()) if earlier_path.exists() else None
+
+    skipped = [k for k, skip in (("rows", args.skip_matrix), ("notebook_seconds", args.skip_notebooks)) if skip]
+
+    def save(phase: str) -> None:
+        keep_earlier(report, earlier, [k for k in skipped if k not in report])
+        report["bench_seconds"] = time.perf_counter() - start
+        report["load_average_end"] = _load_average()
+        report["targets"] = targets(report)
+        paths = write_report(report, args.out)
+        print(f"[{phase}] wrote {paths[0]} and {paths[1]} ({report['bench_seconds']:.0f} s so far)", flush=True)
+
+    if not args.skip_matrix:
+        cache = args.cache or fresh_cache()
+        try:
+            with environment(**{CACHE_ENV: str(cache)}):
+                cu.seed_everything(0)
+                data = cu.load_data()
+                report["data"] = data.name
+                phase = time.perf_counter()
+                report["rows"] = [measure_clean(data, args.seeds)]
+                report["rows"] += measure_matrix(data, args.seeds, args.attacks, args.defenses)
+                report["matrix_seconds"] = time.perf_counter() - phase
+                save("matrix")
+                phase = time.perf_counter()
+                per_seed = measure_detectors(data, args.seeds, args.attacks)
+                report["detection"], report["detection_per_seed"] = detection_rows(per_seed), per_seed
+                report["detection_seconds"] = time.perf_counter() - phase
+                save("detectors")
+                phase = time.perf_counter()
+                report["neural_cleanse"] = measure_neural_cleanse(data, args.nc_seeds)
+                report["neural_cleanse_seconds"] = time.perf_counter() - phase
+                save("neural cleanse")
+        finally:
+            if args.cache is None:
+                shutil.rmtree(cache, ignore_errors=True)
+    if not args.skip_notebooks:
+        paths = sorted((ROOT / "solutions").glob("*.ipynb"))
+        if args.notebooks:
+            paths = [p for p in paths if any(p.name.startswith(prefix) for prefix in args.notebooks)]
+        phase = time.perf_counter()
+        report["notebook_seconds"] = time_notebooks(paths, args.timeout)
+        report["notebooks_total_seconds"] = time.perf_counter() - phase
+    save("done")
+    print(to_markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

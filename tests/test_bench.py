@@ -1,0 +1,140 @@
+"""The benchmark's parts: aggregation, targets, the JSON and Markdown report, notebook timing, and the
+wiring into course_utils on a tiny run (one seed, one epoch: it checks plumbing, not figures)."""
+
+import json
+import math
+
+import nbformat
+import pytest
+
+from course_tools import bench
+from course_utils import ImageData, evaluation
+
+KEYS = {"profile", "device", "torch", "seeds", "notebook_seconds", "rows", "detection", "neural_cleanse"}
+
+
+def fake_matrix_rows():
+    """Per-seed rows shaped like attack_defense_matrix's (made-up numbers)."""
+    rows = []
+    for seed, (ca, asr) in enumerate([(0.97, 0.99), (0.96, 1.0)]):
+        rows.append({"attack": "badnets", "defense": "none", "seed": seed, "ca": ca, "asr": asr, "ra": 0.01,
+                     "seconds": 0.0})
+        rows.append({"attack": "badnets", "defense": "fine-pruning", "seed": seed, "ca": ca - 0.02, "asr": 0.05,
+                     "ra": 0.9, "seconds": 3.0 + seed})
+    return rows
+
+
+def fake_report(**overrides):
+    rows = [bench.clean_row([0.975, 0.971], [0.01, 0.02], [5.0, 6.0])]
+    rows += bench.bench_rows(evaluation.summarize_matrix(fake_matrix_rows()))
+    report = {"profile": "cpu", "device": "cpu (x86_64)", "torch": "2.x", "seeds": [0, 1], "data": "mnist-sample",
+              "created": "today", "bench_seconds": 12.0, "rows": rows,
+              "notebook_seconds": {"00_a.ipynb": {"cold": 100.0, "warm": 20.0, "errors": []},
+                                   "01_b.ipynb": {"cold": 200.0, "warm": None, "errors": ["warm: timeout"]}},
+              "detection": bench.detection_rows([{"detector": "strip", "attack": "badnets", "seed": s, "auroc": a}
+                                                 for s, a in enumerate([0.95, 0.97])]),
+              "neural_cleanse": {"runs": 5, "backdoored_flagged": 4, "clean_flagged": 2, "seeds": [0, 1, 2, 3, 4]}}
+    report.update(overrides)
+    return report
+
+
+def test_bench_rows_keep_the_issue_layout():
+    rows = bench.bench_rows(evaluation.summarize_matrix(fake_matrix_rows()))
+    fp = next(r for r in rows if r["defense"] == "fine-pruning")
+    assert {"attack", "defense", "ca_mean", "ca_std", "asr_mean", "asr_std", "seconds"} <= set(fp)
+    assert fp["asr_mean"] == pytest.approx(0.05) and fp["seconds"] == pytest.approx(3.5)
+    assert fp["ca_mean"] == pytest.approx(0.945) and fp["ca_std"] == pytest.approx(0.00707, abs=1e-4)
+    assert 0.5 < fp["der_mean"] <= 1.0  # ASR gone at a small CA cost
+
+
+def test_detection_rows_and_clean_row():
+    rows = bench.detection_rows([{"detector": "ss", "attack": "badnets", "seed": s, "auroc": a}
+                                 for s, a in enumerate([0.8, 0.9, 1.0])])
+    assert rows == [{"detector": "ss", "attack": "badnets", "auroc_mean": pytest.approx(0.9),
+                     "auroc_std": pytest.approx(0.1), "n": 3}]
+    clean = bench.clean_row([0.97], [0.01], [float("nan")])
+    assert clean["ca_std"] == 0.0 and math.isnan(clean["seconds"])
+
+
+def test_targets_say_met_and_not_met():
+    found = {t["what"].split(" (")[0]: t for t in bench.targets(fake_report())}
+    assert found["one notebook, top to bottom, cold cache"]["met"] is False  # 200 s > 180 s
+    assert found["the whole course, each notebook cold"]["met"] is False  # a warm run failed
+    assert found["clean model CA"]["met"] is True  # 97.3 % >= 94 % on the offline sample
+    assert found["BadNets 10 %: ASR"]["met"] is True
+    assert found["Neural Cleanse flags the BadNets target"]["met"] is True
+    assert found["Neural Cleanse flags clean models"]["met"] is False  # 2 of 5 > 1 of 5
+    assert found["strip AUROC, BadNets 5 %"]["met"] is True
+    assert found["repairs with BadNets ASR <= 10 % and CA drop <= 5 points"]["met"] is False  # only 1 measured
+
+
+def test_report_files_valid_json_and_markdown(tmp_path):
+    report = fake_report()
+    report["rows"][0]["asr_std"] = float("nan")
+    report["targets"] = bench.targets(report)
+    json_path, md_path = bench.write_report(report, tmp_path)
+    assert json_path.name == "bench-cpu.json" and md_path.name == "bench-cpu.md"
+    data = json.loads(json_path.read_text())  # strict JSON: the nan became null
+    assert KEYS <= set(data) and data["rows"][0]["asr_std"] is None
+    assert all(0.0 <= r["ca_mean"] <= 1.0 and 0.0 <= r["asr_mean"] <= 1.0 for r in data["rows"])
+    assert set(data["notebook_seconds"]["00_a.ipynb"]) >= {"cold", "warm"}
+    assert set(data["neural_cleanse"]) >= {"runs", "backdoored_flagged", "clean_flagged"}
+    md = md_path.read_text()
+    assert "| badnets | fine-pruning | 94.5 ± 0.7 | 5.0 ± 0.0 |" in md
+    assert "| 01_b.ipynb | 200 | failed | warm: timeout |" in md and "**no**" in md
+
+
+def test_keep_earlier_fills_skipped_parts():
+    earlier = fake_report(created="yesterday")
+    report = {"profile": "cpu", "rows": [], "notes": []}
+    bench.keep_earlier(report, earlier, ["notebook_seconds"])
+    assert report["notebook_seconds"] == earlier["notebook_seconds"] and "yesterday" in report["notes"][0]
+    assert report["rows"] == []  # not skipped: left alone
+    bench.keep_earlier(report, None, ["rows"])  # nothing earlier: nothing to do
+
+
+def test_time_notebooks_cold_then_warm(tmp_path, monkeypatch):
+    """A stand-in lesson that 'trains' (writes a model file) only when its cache misses."""
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("BACKDOOR_COURSE_CACHE", str(tmp_path))  # the real cache whose data/ is shared
+    code = ("import os, pathlib\n"
+            "cache = pathlib.Path(os.environ['BACKDOOR_COURSE_CACHE'])\n"
+            "model = cache / 'models' / 'm.pt'\n"
+            "hit = model.exists()\n"
+            "model.parent.mkdir(exist_ok=True)\n"
+            "model.write_text('weights')\n"
+            "assert (cache / 'data').resolve() == pathlib.Path(os.environ['REAL_DATA']).resolve()\n"
+            "with open(os.environ['BENCH_LOG'], 'a') as f:\n"
+            "    f.write('hit ' if hit else 'miss ')")
+    path = tmp_path / "00_tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), path)
+    broken = tmp_path / "01_broken.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")]), broken)
+    monkeypatch.setenv("BENCH_LOG", str(tmp_path / "log.txt"))
+    monkeypatch.setenv("REAL_DATA", str(tmp_path / "data"))
+    made, real = [], bench.fresh_cache
+    monkeypatch.setattr(bench, "fresh_cache", lambda: made.append(real()) or made[-1])
+    times = bench.time_notebooks([path, broken], timeout=300, progress=False)
+    assert (tmp_path / "log.txt").read_text() == "miss hit "
+    assert times["00_tiny.ipynb"]["cold"] > 0 and times["00_tiny.ipynb"]["warm"] > 0
+    assert times["00_tiny.ipynb"]["errors"] == []
+    assert any("ZeroDivisionError" in e for e in times["01_broken.ipynb"]["errors"])
+    assert len(made) == 2 and not any(p.exists() for p in made), "each notebook's cache is deleted after"
+    assert not (tmp_path / "models").exists(), "the real cache is left alone"
+
+
+def test_wiring_on_a_tiny_run(digits):
+    """One seed, one epoch, a few defenses: every course_utils call the bench makes, with real code."""
+    digits = ImageData(digits.x_train[:800], digits.y_train[:800], digits.x_test[:200], digits.y_test[:200],
+                       name="mnist-800", source="test slice", classes=digits.classes)
+    seeds = [0]
+    clean = bench.measure_clean(digits, seeds, epochs=1)
+    assert clean["attack"] == "clean" and 0 <= clean["ca_mean"] <= 1
+    rows = bench.measure_matrix(digits, seeds, ["badnets"], ["none", "strip", "fine-tuning"], epochs=1, progress=False)
+    assert {(r["attack"], r["defense"]) for r in rows} == {("badnets", d) for d in ("none", "strip", "fine-tuning")}
+    assert all(0 <= r["asr_mean"] <= 1 and r["seconds"] >= 0 for r in rows)
+    per_seed = bench.measure_detectors(digits, seeds, ["badnets"], epochs=1, progress=False)
+    assert {r["detector"] for r in per_seed} == set(bench.DETECTORS)
+    assert all(0 <= r["auroc"] <= 1 for r in per_seed)
+    nc = bench.measure_neural_cleanse(digits, [0], epochs=1, progress=False, steps=10)
+    assert nc["runs"] == 1 and nc["backdoored_flagged"] in (0, 1) and nc["clean_flagged"] in (0, 1)
