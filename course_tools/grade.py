@@ -35,6 +35,8 @@ GRADING_ENV = "BACKDOOR_COURSE_GRADING_FILE"  # the same name as course_utils.ch
 CHECK_CALL = re.compile(r"\b(?:cu|course_utils)\.checks\.(check_\w+)\s*\(")
 RUN_CHECK_NAME = re.compile(r"run_check\(\s*[\"']([^\"']+)[\"']")
 LESSON_NUMBER = re.compile(r"(?<!\d)(\d{2})_")
+CHECKED_FUNCTION = re.compile(r"\b(?:cu|course_utils)\.checks\.(check_\w+)\s*\(\s*(\w+)")
+FALLBACK = re.compile(r"learner_or_reference\(\s*\w+\s*,\s*(\w+)\s*,\s*([\w.]+)\s*\)")
 NOT_RUN = "not run (an earlier cell failed or timed out)"
 
 
@@ -47,6 +49,7 @@ class Exercise:
     score: int = 0
     status: str = "not run"  # passed | failed | not implemented | not run
     message: str = NOT_RUN
+    note: str = ""  # e.g. that the learner's function calls the reference implementation
 
 
 @dataclass
@@ -71,6 +74,30 @@ def checks_called(nb) -> list[str]:
         if cell.cell_type == "code":
             found += [name for name in CHECK_CALL.findall(cell.source) if name not in found]
     return found
+
+
+def reference_calls(reference_nb, submission_nb) -> dict[str, str]:
+    """{check: note} for exercises whose function in the submission calls the reference implementation.
+
+    The reference notebook names, for each check, the learner's function (``check_x(fn)``) and
+    its reference (``learner_or_reference(passed, fn, cu.module.ref)``). A submission whose
+    ``def fn(`` cell uses ``<anything>.ref`` or imports ``ref`` gets a note; the score is unchanged.
+    """
+    sources = "\n".join(c.source for c in reference_nb.cells if c.cell_type == "code")
+    functions = dict(CHECKED_FUNCTION.findall(sources))
+    references = dict(FALLBACK.findall(sources))
+    notes = {}
+    for check, fn in functions.items():
+        ref = references.get(fn)
+        if not ref:
+            continue
+        name = re.escape(ref.rsplit(".", 1)[-1])
+        uses = re.compile(rf"(?:\w+\.)+{name}\b|\bimport\b[^\n]*\b{name}\b")
+        for cell in submission_nb.cells:
+            if cell.cell_type == "code" and re.search(rf"^\s*def\s+{re.escape(fn)}\s*\(", cell.source, re.M):
+                if uses.search(cell.source):
+                    notes[check] = f"{fn} calls the reference {ref}"
+    return notes
 
 
 def exercise_name(check: str) -> str:
@@ -176,8 +203,10 @@ def grade_notebook(path, timeout: float = 600, cwd=None, reference_dirs=None) ->
     reference = find_reference(path, [Path(d) for d in reference_dirs])
     result = Result(notebook=str(path), reference=str(reference) if reference else None)
     checks: list[str] = []
+    reference_nb = None
     if reference is not None:
-        checks = checks_called(nbformat.read(reference, as_version=4))
+        reference_nb = nbformat.read(reference, as_version=4)
+        checks = checks_called(reference_nb)
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as err:  # not JSON, not a notebook, unreadable
@@ -191,6 +220,9 @@ def grade_notebook(path, timeout: float = 600, cwd=None, reference_dirs=None) ->
                         for c in checks]
     result.max_score = len(result.exercises)
     if nb is not None:
+        notes = reference_calls(reference_nb or nb, nb)
+        for ex in result.exercises:
+            ex.note = notes.get(ex.check, "")
         with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
             grading_file = Path(tmp) / "checks.jsonl"
             status, message, result.cell_errors = execute(nb, Path(cwd) if cwd else path.parent.resolve(),
@@ -225,7 +257,8 @@ def format_table(results: list[Result]) -> str:
         lines.append(f"{Path(r.notebook).name:<{width}}  {r.score:>2}/{r.max_score:<2}  {r.status} ({r.seconds:.0f} s)"
                      + (f": {r.message}" if r.message else ""))
         for ex in r.exercises:
-            lines.append(f"{'':<{width}}   {ex.score}    {ex.exercise}: {ex.status}: {ex.message[:160]}")
+            lines.append(f"{'':<{width}}   {ex.score}    {ex.exercise}: {ex.status}: {ex.message[:160]}"
+                         + (f" [note: {ex.note}]" if ex.note else ""))
         for error in r.cell_errors[:3]:
             lines.append(f"{'':<{width}}        ! {error}")
     return "\n".join(lines)

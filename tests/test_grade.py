@@ -52,6 +52,21 @@ def test_checks_called_and_exercise_names():
     assert grade.exercise_name("check_no_such_thing") == "no_such_thing"
 
 
+def test_reference_calls_are_noted():
+    reference = tiny_notebook(RIGHT_MANIFEST, RIGHT_PATCH)
+    reference.cells.insert(4, v4.new_code_cell(
+        "verify_manifest = cu.checks.learner_or_reference(passed, verify_manifest, cu.integrity.verify_manifest)"))
+    reference.cells.append(v4.new_code_cell(
+        "add_patch_trigger = cu.checks.learner_or_reference(passed, add_patch_trigger, cu.triggers.stamp_patch)"))
+    own = "def add_patch_trigger(images, size, row, col, color):\n    out = images.clone()\n    return out"
+    shortcut = "def add_patch_trigger(images, size, row, col, color):\n    return cu.triggers.stamp_patch(images, size, row, col)"
+    imported = "def verify_manifest(m, f):\n    from course_utils.integrity import verify_manifest as v\n    return v(m, f)"
+    assert grade.reference_calls(reference, tiny_notebook(STUB_MANIFEST, own)) == {}
+    notes = grade.reference_calls(reference, tiny_notebook(imported, shortcut))
+    assert notes == {"check_verify_manifest": "verify_manifest calls the reference cu.integrity.verify_manifest",
+                     "check_patch_trigger": "add_patch_trigger calls the reference cu.triggers.stamp_patch"}
+
+
 def test_find_reference_by_name_then_lesson_number(lesson):
     ref = lesson / "ref"
     assert grade.find_reference(Path("99_tiny.ipynb"), [ref]) == ref / "99_tiny.ipynb"
