@@ -202,42 +202,48 @@ def grade_notebook(path, timeout: float = 600, cwd=None, reference_dirs=None) ->
         reference_dirs = [ROOT / "solutions", ROOT / "notebooks"]
     reference = find_reference(path, [Path(d) for d in reference_dirs])
     result = Result(notebook=str(path), reference=str(reference) if reference else None)
-    checks: list[str] = []
-    reference_nb = None
-    if reference is not None:
-        reference_nb = nbformat.read(reference, as_version=4)
-        checks = checks_called(reference_nb)
+    reference_nb = nbformat.read(reference, as_version=4) if reference is not None else None
+    if reference_nb is not None:
+        result.exercises = [Exercise(exercise_name(c), c) for c in checks_called(reference_nb)]
     try:
         nb = nbformat.read(path, as_version=4)
-    except Exception as err:  # not JSON, not a notebook, unreadable
-        nb, result.status = None, "invalid notebook"
+        if reference_nb is None:
+            result.exercises = [Exercise(exercise_name(c), c) for c in checks_called(nb)]
+            result.message = "no reference notebook found; exercises taken from the submission itself"
+    except Exception as err:  # not JSON, not a notebook, cells without source, unreadable
+        result.status = "invalid notebook"
         result.message = f"could not read the notebook ({type(err).__name__}: {str(err)[:200]}); nothing was run"
-    if nb is not None and reference is None:
-        checks = checks_called(nb)
-        result.message = "no reference notebook found; exercises taken from the submission itself"
-    unread = "not run (the notebook could not be read)"
-    result.exercises = [Exercise(exercise_name(c), c) if nb is not None else Exercise(exercise_name(c), c, message=unread)
-                        for c in checks]
-    result.max_score = len(result.exercises)
+        for ex in result.exercises:
+            ex.message = "not run (the notebook could not be read)"
+        nb = None
     if nb is not None:
-        notes = reference_calls(reference_nb or nb, nb)
-        for ex in result.exercises:
-            ex.note = notes.get(ex.check, "")
-        with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
-            grading_file = Path(tmp) / "checks.jsonl"
-            status, message, result.cell_errors = execute(nb, Path(cwd) if cwd else path.parent.resolve(),
-                                                          timeout, grading_file)
-            records = read_records(grading_file)
-        result.status = status
-        result.message = "; ".join(m for m in (message, result.message) if m)
-        for ex in result.exercises:
-            record = records.get(ex.exercise)
-            if record is not None:
-                ex.status, ex.message = str(record.get("status")), str(record.get("message"))
-                ex.score = int(ex.status == "passed")
+        try:
+            _run_and_score(nb, reference_nb, result, Path(cwd) if cwd else path.parent.resolve(), timeout)
+        except Exception as err:  # a notebook nbclient cannot handle at all: report it, keep grading the rest
+            result.status = "error"
+            result.message = f"could not run the notebook ({type(err).__name__}: {str(err)[:200]})"
+    result.max_score = len(result.exercises)
     result.score = sum(ex.score for ex in result.exercises)
     result.seconds = round(time.monotonic() - start, 1)
     return result
+
+
+def _run_and_score(nb, reference_nb, result: Result, cwd: Path, timeout: float) -> None:
+    """Execute `nb` and fill in the status, message, cell errors and exercise scores of `result`."""
+    notes = reference_calls(reference_nb or nb, nb)
+    for ex in result.exercises:
+        ex.note = notes.get(ex.check, "")
+    with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
+        grading_file = Path(tmp) / "checks.jsonl"
+        status, message, result.cell_errors = execute(nb, cwd, timeout, grading_file)
+        records = read_records(grading_file)
+    result.status = status
+    result.message = "; ".join(m for m in (message, result.message) if m)
+    for ex in result.exercises:
+        record = records.get(ex.exercise)
+        if record is not None:
+            ex.status, ex.message = str(record.get("status")), str(record.get("message"))
+            ex.score = int(ex.status == "passed")
 
 
 def submissions(target: Path) -> list[Path]:
