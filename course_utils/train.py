@@ -34,13 +34,18 @@ def batches(n: int, batch_size: int, shuffle: bool = True, generator: torch.Gene
 
 
 def flip_and_crop(x: torch.Tensor, generator: torch.Generator | None = None, pad: int = 4) -> torch.Tensor:
-    """The standard CIFAR augmentation on a whole batch: random horizontal flip and pad-and-crop."""
-    n, _, h, w = x.shape
+    """The standard CIFAR augmentation, batched on x's device: every image gets its own random
+    horizontal flip and its own crop of the image reflect-padded by `pad` pixels (a shift of
+    up to `pad` pixels each way). x: float (N, C, H, W); returns a new tensor of the same shape."""
+    n, c, h, w = x.shape
     flip = torch.rand(n, generator=generator, device="cpu").to(x.device) < 0.5
     x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    dy, dx = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,), generator=generator))
-    return padded[:, :, dy : dy + h, dx : dx + w]  # one shift a batch: cheap, and enough for a course
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, n, 1), generator=generator).to(x.device)
+    rows = (dy + torch.arange(h, device=x.device)).view(n, 1, h, 1)
+    cols = (dx + torch.arange(w, device=x.device)).view(n, 1, 1, w)
+    return padded[torch.arange(n, device=x.device).view(n, 1, 1, 1), torch.arange(c, device=x.device).view(1, c, 1, 1),
+                  rows, cols]  # one gather for the whole batch
 
 
 def _check_xy(x, y) -> None:

@@ -35,12 +35,22 @@ def test_profile_builds_a_cifar_resnet(gpu_profile):
 
 def test_flip_and_crop_is_a_seeded_flip_and_shift():
     x = torch.rand(8, 3, 32, 32)
+    before = x.clone()
     a = train.flip_and_crop(x, torch.Generator().manual_seed(1))
+    assert torch.equal(x, before), "the input must not change"
     b = train.flip_and_crop(x, torch.Generator().manual_seed(1))
     assert a.shape == x.shape and a.dtype == x.dtype and torch.equal(a, b)
     flat = torch.full((2, 3, 32, 32), 0.25)
     assert torch.equal(train.flip_and_crop(flat, torch.Generator().manual_seed(2)), flat)  # reflect padding
-    assert torch.equal(x, x.clone())  # input untouched
+    # every output image is one window of the padded (maybe flipped) input, chosen per image
+    padded = {f: torch.nn.functional.pad(x.flip(3) if f else x, (4, 4, 4, 4), mode="reflect") for f in (0, 1)}
+    choices = []
+    for i in range(len(x)):
+        found = [(f, dy, dx) for f in (0, 1) for dy in range(9) for dx in range(9)
+                 if torch.equal(a[i], padded[f][i, :, dy:dy + 32, dx:dx + 32])]
+        assert found, f"image {i} is not a flip-and-crop of its input"
+        choices.append(found[0])
+    assert len(set(choices)) > 1, "each image should get its own flip and shift"
 
 
 def test_train_model_predict_and_cache(gpu_profile, cifar_tiny):
