@@ -141,7 +141,8 @@ def train_model(data: ImageData, attack: BackdoorAttack | None = None, poison_ra
     """A model trained on `data` (poisoned by `attack` at `poison_rate` if given), from the cache when possible.
 
     The cache key holds everything that changes the result: data, model, attack, rate, seed,
-    epochs, batch size and learning rate. Returns the model in eval mode on the CPU.
+    epochs, batch size and learning rate. Returns the model in eval mode: on the CPU for the
+    cpu profile, on `try_device()` for the gpu profile (ResNet-18 evaluation is slow on a CPU).
     """
     profile = get_profile()
     if attack is not None and not 0.0 <= poison_rate <= 1.0:
@@ -167,4 +168,5 @@ def train_model(data: ImageData, attack: BackdoorAttack | None = None, poison_ra
         fit(model, x, y, epochs=epochs, seed=seed, progress=progress, desc=f"training {name} model (seed {seed})")
         model.train_seconds = time.perf_counter() - start
 
-    return load_or_train(config, build, train)
+    model = load_or_train(config, build, train)
+    return model.to(try_device()) if profile.name == "gpu" else model
