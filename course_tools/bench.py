@@ -216,13 +216,25 @@ def to_markdown(report: dict) -> str:
                   f"Flags the BadNets target in {nc['backdoored_flagged']} of {nc['runs']} backdoored models "
                   f"(seeds {', '.join(map(str, nc.get('seeds', [])))}) and flags some label in "
                   f"{nc['clean_flagged']} of {nc['runs']} clean models.", ""]
+    hunt = report.get("trojan_hunt")
+    if hunt:
+        lines += ["## Trojan hunt (lesson 07)", "",
+                  f"The reference detector ({hunt['detector']}) scores {hunt['models']} zoo models "
+                  f"({hunt['trojaned']} trojaned, {hunt['clean']} clean): AUROC {hunt['auroc']:.3f}.", ""]
+    phases = [(name, report.get(f"{key}_seconds")) for name, key in
+              (("attack x defense matrix", "matrix"), ("detectors", "detection"), ("Neural Cleanse", "neural_cleanse"),
+               ("trojan hunt", "trojan_hunt"), ("notebooks (cold + warm)", "notebooks_total"))]
+    if any(sec is not None for _, sec in phases):
+        lines += ["## Where the bench's time went", "", "| phase | seconds |", "|---|---:|"]
+        lines += [f"| {name} | {sec:.0f} |" for name, sec in phases if sec is not None]
+        lines.append("")
     if report.get("notes"):
         lines += ["## Notes", "", *[f"- {n}" for n in report["notes"]], ""]
     return "\n".join(lines)
 
 
-MATRIX_KEYS = ("rows", "detection", "detection_per_seed", "neural_cleanse", "data", "matrix_seconds",
-               "detection_seconds", "neural_cleanse_seconds")
+MATRIX_KEYS = ("rows", "detection", "detection_per_seed", "neural_cleanse", "trojan_hunt", "data", "matrix_seconds",
+               "detection_seconds", "neural_cleanse_seconds", "trojan_hunt_seconds")
 NOTEBOOK_KEYS = ("notebook_seconds", "notebooks_total_seconds")
 
 
@@ -382,6 +394,19 @@ def measure_neural_cleanse(data, seeds: Sequence[int] = range(5), epochs: int | 
     return out
 
 
+def measure_trojan_hunt(data, clean_fraction: float = 0.05, progress: bool = True) -> dict:
+    """Lesson 07's zoo scored by its reference detector (`zoo.neural_cleanse_score`): AUROC over the models."""
+    from course_utils import zoo
+    from course_utils.repair import clean_subset
+
+    models = zoo.load_zoo(data, progress=progress)
+    x_clean, _ = clean_subset(data, clean_fraction, 0)
+    scores = zoo.score_all(models, zoo.neural_cleanse_score, x_clean, progress=progress)
+    result = zoo.score_detector(scores)
+    return {"detector": "zoo.neural_cleanse_score", "models": len(scores), "trojaned": result.n_trojaned,
+            "clean": result.n_clean, "auroc": result.auroc}
+
+
 def _load_average() -> str:
     try:
         return " / ".join(f"{v:.1f}" for v in os.getloadavg())
@@ -455,6 +480,10 @@ def main(argv=None) -> int:
                 report["neural_cleanse"] = measure_neural_cleanse(data, args.nc_seeds)
                 report["neural_cleanse_seconds"] = time.perf_counter() - phase
                 save("neural cleanse")
+                phase = time.perf_counter()
+                report["trojan_hunt"] = measure_trojan_hunt(data)
+                report["trojan_hunt_seconds"] = time.perf_counter() - phase
+                save("trojan hunt")
         finally:
             if args.cache is None:
                 shutil.rmtree(cache, ignore_errors=True)

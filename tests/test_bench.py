@@ -33,7 +33,9 @@ def fake_report(**overrides):
                                    "01_b.ipynb": {"cold": 200.0, "warm": None, "errors": ["warm: timeout"]}},
               "detection": bench.detection_rows([{"detector": "strip", "attack": "badnets", "seed": s, "auroc": a}
                                                  for s, a in enumerate([0.95, 0.97])]),
-              "neural_cleanse": {"runs": 5, "backdoored_flagged": 4, "clean_flagged": 2, "seeds": [0, 1, 2, 3, 4]}}
+              "neural_cleanse": {"runs": 5, "backdoored_flagged": 4, "clean_flagged": 2, "seeds": [0, 1, 2, 3, 4]},
+              "trojan_hunt": {"detector": "nc", "models": 14, "trojaned": 7, "clean": 7, "auroc": 0.9},
+              "matrix_seconds": 300.0}
     report.update(overrides)
     return report
 
@@ -66,6 +68,7 @@ def test_targets_say_met_and_not_met():
     assert found["Neural Cleanse flags clean models"]["met"] is False  # 2 of 5 > 1 of 5
     assert found["strip AUROC, BadNets 5 %"]["met"] is True
     assert found["repairs with BadNets ASR <= 10 % and CA drop <= 5 points"]["met"] is False  # only 1 measured
+    assert found["trojan hunt: reference detector AUROC over 14 models"]["met"] is True
 
 
 def test_report_files_valid_json_and_markdown(tmp_path):
@@ -82,6 +85,7 @@ def test_report_files_valid_json_and_markdown(tmp_path):
     md = md_path.read_text()
     assert "| badnets | fine-pruning | 94.5 ± 0.7 | 5.0 ± 0.0 |" in md
     assert "| 01_b.ipynb | 200 | failed | warm: timeout |" in md and "**no**" in md
+    assert "AUROC 0.900" in md and "| attack x defense matrix | 300 |" in md
 
 
 def test_keep_earlier_fills_skipped_parts():
