@@ -7,9 +7,12 @@ from .core import GRADING_ENV, learner_or_reference, run_check
 from .evaluation import check_cusum, check_der, check_mean_ci
 from .hunt import check_detector, check_patch_scan
 from .poisoning import check_patch_trigger, check_poison_samples, check_sha256_file, check_verify_manifest
+from .repair import check_attention_map, check_distillation_loss
+from .robustness import check_fgsm, check_pgd_step
 
 __all__ = [
     "GRADING_ENV", "learner_or_reference", "run_check",
+    "check_attention_map", "check_distillation_loss", "check_fgsm", "check_pgd_step",
     "check_cusum", "check_der", "check_mean_ci", "check_detector", "check_patch_scan",
     "check_patch_trigger", "check_poison_samples", "check_sha256_file", "check_verify_manifest",
 ]

@@ -1,0 +1,186 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_utils import checks, fit, make_attack, make_model, metrics, repair
+from course_utils.models import small_cnn
+
+
+@pytest.fixture(scope="module")
+def backdoored(digits):
+    """A small CNN with a BadNets backdoor, trained on part of the test slice of the digits (no cache)."""
+    attack = make_attack("badnets")
+    poisoned = attack.poison(digits.x_train[:1200], digits.y_train[:1200], 0.1, seed=0)
+    model = make_model("small-cnn", seed=0)
+    fit(model, poisoned.x, poisoned.y, epochs=3, progress=False)
+    assert metrics.attack_success_rate(model, digits, attack) > 0.8
+    return model, attack
+
+
+def test_clean_subset_is_seeded_nested_and_sized(digits):
+    x1, y1 = repair.clean_subset(digits, 0.01, seed=3)
+    x5, y5 = repair.clean_subset(digits, 0.05, seed=3)
+    assert x5.shape == (100, 1, 28, 28) and y5.shape == (100,) and x5.dtype == torch.uint8
+    assert torch.equal(x5[:20], x1) and torch.equal(y5[:20], y1)
+    assert torch.equal(repair.clean_subset(digits, 0.05, seed=3)[0], x5)
+    assert not torch.equal(repair.clean_subset(digits, 0.05, seed=4)[0], x5)
+    assert len(repair.clean_subset(digits, 1.0)[0]) == len(digits.x_train)
+    assert len(repair.clean_subset(digits, 1e-9)[0]) == 1
+
+
+@pytest.mark.parametrize("fraction", [0, -0.1, 1.5, 5, True, "0.05", None, float("nan")])
+def test_clean_subset_rejects_bad_fractions(digits, fraction):
+    with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\]"):
+        repair.clean_subset(digits, fraction)
+
+
+def test_distillation_loss_matches_hinton():
+    g = torch.Generator().manual_seed(0)
+    s, t, y = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g), torch.randint(0, 4, (5,), generator=g)
+    T = 3.0
+    p_t = F.softmax(t / T, 1)
+    kl = (p_t * (p_t.log() - F.log_softmax(s / T, 1))).sum(1).mean()
+    want = 0.7 * T * T * kl + 0.3 * F.cross_entropy(s, y)
+    assert repair.distillation_loss(s, t, y, T, 0.7) == pytest.approx(want.item(), rel=1e-5)
+    assert repair.distillation_loss(s, t, y, T, 0.0) == pytest.approx(F.cross_entropy(s, y).item())
+    assert repair.distillation_loss(t, t, y, T, 1.0) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"temperature": 0}, "temperature must be a number > 0"),
+    ({"temperature": -2.0}, "temperature must be a number > 0"),
+    ({"temperature": True}, "temperature"),
+    ({"alpha": 1.5}, "alpha"),
+])
+def test_distillation_loss_bad_arguments(kwargs, match):
+    s = torch.randn(2, 3)
+    with pytest.raises(ValueError, match=match):
+        repair.distillation_loss(s, s, torch.zeros(2, dtype=torch.long), **kwargs)
+    with pytest.raises(ValueError, match="number of classes"):
+        repair.distillation_loss(torch.randn(2, 3), torch.randn(2, 4), torch.zeros(2, dtype=torch.long))
+
+
+def test_attention_map_shape_and_norm():
+    fm = torch.randn(3, 8, 5, 4)
+    am = repair.attention_map(fm)
+    assert am.shape == (3, 5, 4)
+    assert torch.allclose(am.flatten(1).norm(dim=1), torch.ones(3), atol=1e-4)
+    assert torch.allclose(am, repair.attention_map(fm * 7))  # scale-free
+    assert repair.attention_loss([fm], [fm], betas=[1000.0]) == 0
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        repair.attention_map(torch.randn(8, 5, 4))
+
+
+def test_channel_activity_and_pruning(backdoored, digits):
+    model, _ = backdoored
+    model = copy.deepcopy(model)
+    activity = repair.channel_activity(model, digits.x_train[:100])
+    assert activity.shape == (64,) and (activity >= 0).all()
+    order = repair.dormant_order(activity)
+    assert torch.all(activity[order][:-1] <= activity[order][1:])
+    x, y = digits.x_train[:200], digits.y_train[:200]
+    before = metrics.accuracy(model, x, y)
+    pruned = repair.prune_dormant(model, x, y, max_acc_drop=0.02)
+    assert 0 < pruned <= int(0.9 * 64) and int((model.channel_mask == 0).sum()) == pruned
+    assert metrics.accuracy(model, x, y) >= before - 0.02 - 1e-9
+    assert set(torch.nonzero(model.channel_mask == 0).flatten().tolist()) == set(order[:pruned].tolist())
+
+
+@pytest.mark.parametrize("name", sorted(repair.DEFENSES))
+def test_every_defense_keeps_the_interface(backdoored, digits, name):
+    model, _ = backdoored
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = digits.x_train[:40], digits.y_train[:40]
+    repaired = repair.DEFENSES[name](model, x, y, seed=0)
+    assert repaired is not model and not repaired.training and not model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "the input model changed"
+    assert repaired(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    assert sorted(repair.DEFENSES) == ["fine-pruning", "fine-tuning", "i-bau", "kd", "nad", "pgd-at"]
+
+
+def test_fine_prune_keeps_its_channels_off(backdoored, digits):
+    model, _ = backdoored
+    repaired = repair.fine_prune(model, digits.x_train[:100], digits.y_train[:100], seed=0, epochs=2)
+    assert repaired.pruned_channels == int((repaired.channel_mask == 0).sum()) > 0
+    assert model.channel_mask.min() == 1
+
+
+def test_distill_trains_a_fresh_student_and_checks_its_size(backdoored, digits):
+    model, attack = backdoored
+    x, y = digits.x_train[:100], digits.y_train[:100]
+    student = repair.distill(model, x, y, seed=0)
+    assert metrics.attack_success_rate(student, digits, attack) < 0.2
+    assert metrics.clean_accuracy(student, digits) > 0.8
+    with pytest.raises(ValueError, match="student has 7 outputs but the teacher has 10"):
+        repair.distill(model, x, y, student=small_cnn(num_classes=7), epochs=1)
+    with pytest.raises(ValueError, match="temperature"):
+        repair.distill(model, x, y, temperature=0, epochs=1)
+    fresh = repair.fresh_copy(model, seed=1)
+    assert not torch.equal(fresh.head.weight, model.head.weight)
+
+
+def test_nad_checks_its_betas(backdoored, digits):
+    model, _ = backdoored
+    with pytest.raises(ValueError, match="one beta per block"):
+        repair.nad(model, digits.x_train[:8], digits.y_train[:8], betas=(1.0,))
+
+
+def test_defenses_reject_bad_input(backdoored, digits):
+    model, _ = backdoored
+    with pytest.raises(ValueError, match="shape"):
+        repair.fine_tune(model, digits.x_train[:8], digits.y_train[:7])
+    with pytest.raises(TypeError, match="CourseModel"):
+        repair.fine_prune(torch.nn.Linear(2, 2), torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="epochs"):
+        repair.fine_tune(model, digits.x_train[:8], digits.y_train[:8], epochs=0)
+
+
+def test_budget_sweep_and_summarize(backdoored, digits):
+    def identity(model, x, y, *, seed=0):
+        return copy.deepcopy(model)
+
+    model, attack = backdoored
+    rows = repair.budget_sweep(digits, attack, {"none": identity}, fractions=(0.05,), seeds=(0,), models={0: model},
+                               progress=False, robust_n=20)
+    assert len(rows) == 1 and set(rows[0]) == {"method", "fraction", "seed", "seconds", "ca", "asr", "robust"}
+    table = repair.summarize(rows + [dict(rows[0], seed=1, ca=rows[0]["ca"] - 0.1)])
+    mean, std = table[("none", 0.05)]["ca"]
+    assert mean == pytest.approx(rows[0]["ca"] - 0.05) and std > 0
+    with pytest.raises(ValueError, match="unknown defense"):
+        repair.budget_sweep(digits, attack, ["fine-tuning", "magic"])
+    with pytest.raises(ValueError, match="fraction"):
+        repair.budget_sweep(digits, attack, ["fine-tuning"], fractions=(0.0,))
+
+
+def test_backdoorbench_reference_is_labelled():
+    table = repair.BACKDOORBENCH_CIFAR10_BADNETS
+    assert table["no defense"]["asr"] > 90 and table["kd"] is None
+    assert set(repair.DEFENSES) <= set(table)
+    assert "BackdoorBench" in repair.BACKDOORBENCH_SOURCE
+
+
+def test_checks_accept_the_reference_and_name_mistakes(capsys):
+    assert checks.check_distillation_loss(repair.distillation_loss)
+    assert checks.check_attention_map(repair.attention_map)
+
+    def no_t2(s, t, y, T, a):
+        return a * F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1), reduction="batchmean") + (1 - a) * F.cross_entropy(s, y)
+
+    with pytest.raises(AssertionError, match="T\\^2"):
+        checks.check_distillation_loss(no_t2)
+    with pytest.raises(AssertionError, match="alpha weighs the wrong term"):
+        checks.check_distillation_loss(lambda s, t, y, T, a: repair.distillation_loss(s, t, y, T, 1 - a))
+    with pytest.raises(AssertionError, match="scalar"):
+        checks.check_distillation_loss(lambda s, t, y, T, a: F.cross_entropy(s, y, reduction="none"))
+    with pytest.raises(AssertionError, match="L2 norm 1"):
+        checks.check_attention_map(lambda fm, p: fm.abs().pow(p).sum(1))
+    with pytest.raises(AssertionError, match="squeeze"):
+        checks.check_attention_map(lambda fm, p: repair.attention_map(fm, p).unsqueeze(1))
+
+    def stub(*args):
+        raise NotImplementedError
+
+    assert checks.check_distillation_loss(stub) is False and checks.check_attention_map(stub) is False
+    assert "not implemented yet" in capsys.readouterr().out
