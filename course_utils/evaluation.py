@@ -164,18 +164,24 @@ def strip_filter(model: nn.Module, x_clean: torch.Tensor, frr: float = 0.05, n: 
 
 # ---------------------------------------------------------------- one cell, then the whole matrix
 def evaluate(model: nn.Module, data: ImageData, attack: BackdoorAttack,
-             accept: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
-    """{"ca", "asr", "ra"} of `model` on the test set; with an input filter `accept`, a rejected input
-    counts as neither correct nor attacked (the defense abstains)."""
-    wanted = attack.target_labels(data.y_test, data.num_classes)
-    keep = wanted != data.y_test
-    x_clean, x_trig = as_float(data.x_test), attack.apply(data.x_test[keep])
+             accept: Callable[[torch.Tensor], torch.Tensor] | None = None, n_test: int | None = None) -> dict:
+    """{"ca", "asr", "ra"} of `model` on the first `n_test` test images (default: all of them).
+
+    With an input filter `accept` (images -> bool, True = accepted), a rejected input counts as
+    neither correct nor attacked: the defense abstains.
+    """
+    if n_test is not None and not (isinstance(n_test, int) and n_test > 0):
+        raise ValueError(f"n_test must be a positive int (how many test images to use) or None, got {n_test!r}")
+    x_test, y_test = data.x_test[:n_test], data.y_test[:n_test]
+    wanted = attack.target_labels(y_test, data.num_classes)
+    keep = wanted != y_test
+    x_clean, x_trig = as_float(x_test), attack.apply(x_test[keep])
     pred_clean, pred_trig = predict(model, x_clean), predict(model, x_trig)
     ok_clean = torch.ones(len(x_clean), dtype=torch.bool) if accept is None else accept(x_clean)
     ok_trig = torch.ones(len(x_trig), dtype=torch.bool) if accept is None else accept(x_trig)
-    return {"ca": ((pred_clean == data.y_test) & ok_clean).float().mean().item(),
+    return {"ca": ((pred_clean == y_test) & ok_clean).float().mean().item(),
             "asr": ((pred_trig == wanted[keep]) & ok_trig).float().mean().item(),
-            "ra": ((pred_trig == data.y_test[keep]) & ok_trig).float().mean().item()}
+            "ra": ((pred_trig == y_test[keep]) & ok_trig).float().mean().item()}
 
 
 def defended(data: ImageData, attack_name: str, defense: str, seed: int, *, poison_rate: float = 0.1,
@@ -210,7 +216,7 @@ def defended(data: ImageData, attack_name: str, defense: str, seed: int, *, pois
 def attack_defense_matrix(data: ImageData, attacks: Sequence[str], defenses: Sequence[str] | dict[str, Sequence[str]],
                           seeds: Sequence[int] = (0, 1, 2), *, poison_rate: float = 0.1, epochs: int | None = None,
                           clean_fraction: float = 0.05, defense_kwargs: dict | None = None,
-                          progress: bool = True) -> list[dict]:
+                          n_test: int | None = None, progress: bool = True) -> list[dict]:
     """Every attack against every defense over `seeds`: one row per (attack, defense, seed).
 
     attacks: names for `make_attack` ("badnets", "blended", "wanet", "clean-label"), default
@@ -219,6 +225,7 @@ def attack_defense_matrix(data: ImageData, attacks: Sequence[str], defenses: Seq
     {attack: names} to run fewer defenses on some attacks; include "none" to get DER.
     defense_kwargs: {defense: {hyperparameter: value}} passed to that defense (part of the cache key).
     clean_fraction: the defender's clean set, as a fraction of the training set.
+    n_test: evaluate on the first n_test test images only (default: all), to save time.
     Rows: {"attack", "defense", "seed", "ca", "asr", "ra", "seconds", "cached"} (+ filter
     statistics); ca/asr/ra are fractions, seconds is what making the defense cost (from the
     cache's record when the model was loaded).
@@ -238,7 +245,7 @@ def attack_defense_matrix(data: ImageData, attacks: Sequence[str], defenses: Seq
     for attack_name, seed, defense in tqdm(cells, desc="attack x defense", disable=not progress):
         model, accept, info = defended(data, attack_name, defense, seed, poison_rate=poison_rate, epochs=epochs,
                                        clean_fraction=clean_fraction, defense_kwargs=defense_kwargs)
-        scores = evaluate(model, data, make_attack(attack_name), accept)
+        scores = evaluate(model, data, make_attack(attack_name), accept, n_test)
         rows.append({"attack": attack_name, "defense": defense, "seed": seed, **scores, **info})
     return rows
 

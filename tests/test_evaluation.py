@@ -53,6 +53,10 @@ def test_evaluate_with_and_without_a_filter(digits):
     assert scores["ca"] == pytest.approx((digits.y_test == 0).float().mean().item())
     reject_all = evaluation.evaluate(Always(0).eval(), digits, atk, accept=lambda x: torch.zeros(len(x), dtype=torch.bool))
     assert reject_all == {"ca": 0.0, "asr": 0.0, "ra": 0.0}
+    first50 = evaluation.evaluate(Always(0).eval(), digits, atk, n_test=50)
+    assert first50["ca"] == pytest.approx((digits.y_test[:50] == 0).float().mean().item())
+    with pytest.raises(ValueError, match="n_test"):
+        evaluation.evaluate(Always(0).eval(), digits, atk, n_test=0)
 
 
 def test_cached_model_remembers_seconds():

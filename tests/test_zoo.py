@@ -104,3 +104,21 @@ def test_lesson07_checks():
 
     with pytest.raises(AssertionError, match="training mode"):
         checks.check_detector(trains)
+
+
+def test_universal_trigger_success_shapes_and_side_effects():
+    clean, trojan, x = _toys()
+    x = torch.cat([x, x])  # 32 images: 24 to optimise on, 8 held out
+    before = {k: v.clone() for k, v in clean.state_dict().items()}
+    s = zoo.universal_trigger_success(clean, x, radius=2.0, steps=3, batch_size=4)
+    assert s.shape == (5,) and s.dtype == torch.float32 and (s >= 0).all() and (s <= 1).all()
+    assert torch.equal(s, zoo.universal_trigger_success(clean, x, radius=2.0, steps=3, batch_size=4))
+    assert all(torch.equal(before[k], v) for k, v in clean.state_dict().items())
+    assert all(p.requires_grad for p in clean.parameters())
+    assert zoo.universal_trigger_score(clean, x, steps=3) == pytest.approx(
+        zoo.universal_trigger_success(clean, x, steps=3).max().item())
+    assert zoo.reference_detector(trojan, x) >= zoo.patch_scan_score(trojan, x[:100])
+    with pytest.raises(ValueError, match="at least 8"):
+        zoo.universal_trigger_success(clean, x[:4])
+    with pytest.raises(ValueError, match="radius"):
+        zoo.universal_trigger_success(clean, x, radius=0)
