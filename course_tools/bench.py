@@ -333,61 +333,66 @@ def measure_matrix(data, seeds: Sequence[int], attacks: Sequence[str] = ATTACKS,
     return bench_rows(evaluation.summarize_matrix(rows))
 
 
+DEFENDER_IMAGES = 400  # lesson 03: the defender holds the first 400 test images (NC, STRIP's overlays)
+
+
 def measure_detectors(data, seeds: Sequence[int], attacks: Sequence[str] = ATTACKS, rate: float = 0.05,
                       epochs: int | None = None, progress: bool = True) -> list[dict]:
-    """AUROC per seed of STRIP (test inputs: clean vs triggered), Activation Clustering and Spectral
-    Signatures (training samples: clean vs poisoned) on models trained with `rate` poison."""
+    """AUROC per seed, with lesson 03's protocol, on models trained with `rate` poison:
+
+    STRIP ranks test inputs (the rest of the test set minus the target class, clean vs triggered;
+    overlays from the defender's 400 images); Activation Clustering and Spectral Signatures rank
+    training samples (clean vs poisoned) on the last conv block's activations.
+    """
     import torch
     from tqdm.auto import tqdm
 
     import course_utils as cu
     from course_utils import detect
-    from course_utils.repair import clean_subset
 
+    x_defender = data.x_test[:DEFENDER_IMAGES]
     rows = []
     for attack_name, seed in tqdm([(a, s) for a in attacks for s in seeds], desc="detectors", disable=not progress):
         attack = cu.make_attack(attack_name)
         model = cu.train_model(data, attack, rate, seed=seed, epochs=epochs, progress=False)
         poisoned = attack.poison(data.x_train, data.y_train, rate, seed=seed, num_classes=data.num_classes)
-        wanted = attack.target_labels(data.y_test, data.num_classes)
-        keep = wanted != data.y_test
-        inputs = torch.cat([cu.as_float(data.x_test), attack.apply(data.x_test[keep])])
-        triggered = torch.cat([torch.zeros(len(data.x_test), dtype=torch.bool), torch.ones(int(keep.sum()), dtype=torch.bool)])
-        entropy = detect.strip_entropy(model, inputs, clean_subset(data, 0.05, seed)[0], seed=seed)
-        scores = {"strip": (-entropy, triggered),  # low entropy = suspicious
-                  "activation-clustering": (detect.activation_clustering_scores(model, poisoned.x, poisoned.y, seed=seed),
-                                            poisoned.poisoned),
-                  "spectral-signatures": (detect.spectral_signature_scores(model, poisoned.x, poisoned.y),
-                                          poisoned.poisoned)}
+        rest_x, rest_y = data.x_test[DEFENDER_IMAGES:], data.y_test[DEFENDER_IMAGES:]
+        x_inputs = rest_x[attack.target_labels(rest_y, data.num_classes) != rest_y]
+        h_clean = detect.strip_entropy(model, x_inputs, x_defender, seed=1)
+        h_trig = detect.strip_entropy(model, attack.apply(x_inputs), x_defender, seed=2)
+        triggered = torch.cat([torch.zeros(len(h_clean), dtype=torch.bool), torch.ones(len(h_trig), dtype=torch.bool)])
+        feats = detect.layer_features(model, poisoned.x)
+        scores = {"strip": (-torch.cat([h_clean, h_trig]), triggered),  # low entropy = suspicious
+                  "activation-clustering": (detect.activation_clustering_scores(
+                      model, poisoned.x, poisoned.y, features=feats), poisoned.poisoned),
+                  "spectral-signatures": (detect.spectral_signature_scores(
+                      model, poisoned.x, poisoned.y, features=feats), poisoned.poisoned)}
         for name, (score, positive) in scores.items():
             rows.append({"detector": name, "attack": attack_name, "seed": seed, "auroc": detect.roc(score, positive)[2]})
     return rows
 
 
 def measure_neural_cleanse(data, seeds: Sequence[int] = range(5), epochs: int | None = None,
-                           clean_fraction: float = 0.05, progress: bool = True, **nc_kwargs) -> dict:
-    """Neural Cleanse on the BadNets (10 %) and the clean model of every seed, with the defender's clean set.
-
-    nc_kwargs go to `detect.neural_cleanse` (its defaults are the lesson's).
-    """
+                           progress: bool = True, **nc_kwargs) -> dict:
+    """Neural Cleanse (lesson 03's settings: the defender's 400 test images, seed 0) on the BadNets
+    (10 %) and the clean model of every seed. nc_kwargs go to `detect.neural_cleanse`."""
     from tqdm.auto import tqdm
 
     import course_utils as cu
     from course_utils import detect
-    from course_utils.repair import clean_subset
 
     attack = cu.make_attack("badnets")
+    x_defender = data.x_test[:DEFENDER_IMAGES]
     out = {"runs": len(seeds), "backdoored_flagged": 0, "clean_flagged": 0, "seeds": list(seeds),
            "target_anomaly_index": [], "clean_max_anomaly_index": [], "seconds": []}
     for seed in tqdm(list(seeds), desc="Neural Cleanse (backdoored + clean)", disable=not progress):
-        x_clean = clean_subset(data, clean_fraction, seed)[0]
         backdoored = cu.train_model(data, attack, 0.10, seed=seed, epochs=epochs, progress=False)
         clean = cu.train_model(data, seed=seed, epochs=epochs, progress=False)
-        found = detect.neural_cleanse(backdoored, x_clean, seed=seed, **nc_kwargs)
+        found = detect.neural_cleanse(backdoored, x_defender, seed=0, **nc_kwargs)
         out["backdoored_flagged"] += attack.target in found.flagged
         out["target_anomaly_index"].append(float(found.anomaly_index[attack.target]))
         out["seconds"].append(found.seconds)
-        found = detect.neural_cleanse(clean, x_clean, seed=seed, **nc_kwargs)
+        found = detect.neural_cleanse(clean, x_defender, seed=0, **nc_kwargs)
         out["clean_flagged"] += bool(found.flagged)
         out["clean_max_anomaly_index"].append(found.score)
         out["seconds"].append(found.seconds)
@@ -395,16 +400,19 @@ def measure_neural_cleanse(data, seeds: Sequence[int] = range(5), epochs: int | 
 
 
 def measure_trojan_hunt(data, clean_fraction: float = 0.05, progress: bool = True) -> dict:
-    """Lesson 07's zoo scored by its reference detector (`zoo.neural_cleanse_score`): AUROC over the models."""
+    """Lesson 07's zoo scored by its reference detector (`zoo.reference_detector`) with the lesson's
+    clean set (`clean_subset(data, 0.05, seed=0)`): AUROC over the models, and seconds per model."""
     from course_utils import zoo
     from course_utils.repair import clean_subset
 
     models = zoo.load_zoo(data, progress=progress)
     x_clean, _ = clean_subset(data, clean_fraction, 0)
-    scores = zoo.score_all(models, zoo.neural_cleanse_score, x_clean, progress=progress)
+    start = time.perf_counter()
+    scores = zoo.score_all(models, zoo.reference_detector, x_clean, progress=progress)
+    seconds = (time.perf_counter() - start) / len(models)
     result = zoo.score_detector(scores)
-    return {"detector": "zoo.neural_cleanse_score", "models": len(scores), "trojaned": result.n_trojaned,
-            "clean": result.n_clean, "auroc": result.auroc}
+    return {"detector": "zoo.reference_detector", "models": len(scores), "trojaned": result.n_trojaned,
+            "clean": result.n_clean, "auroc": result.auroc, "seconds_per_model": seconds}
 
 
 def _load_average() -> str:

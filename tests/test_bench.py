@@ -129,8 +129,9 @@ def test_time_notebooks_cold_then_warm(tmp_path, monkeypatch):
 
 def test_wiring_on_a_tiny_run(digits):
     """One seed, one epoch, a few defenses: every course_utils call the bench makes, with real code."""
-    digits = ImageData(digits.x_train[:800], digits.y_train[:800], digits.x_test[:200], digits.y_test[:200],
-                       name="mnist-800", source="test slice", classes=digits.classes)
+    digits = ImageData(digits.x_train[:800], digits.y_train[:800], digits.x_train[1000:1600],  # 600 test images:
+                       digits.y_train[1000:1600], name="mnist-800", source="test slice",  # 400 for the defender
+                       classes=digits.classes)
     seeds = [0]
     clean = bench.measure_clean(digits, seeds, epochs=1)
     assert clean["attack"] == "clean" and 0 <= clean["ca_mean"] <= 1
