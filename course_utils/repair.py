@@ -265,14 +265,15 @@ DEFENSES = {
 # ---------------------------------------------------------------- sweeps and the published reference
 def budget_sweep(data: ImageData, attack: BackdoorAttack, defenses: dict[str, Callable] | Sequence[str],
                  fractions: Sequence[float] = (0.01, 0.05, 0.1), seeds: Sequence[int] = (0, 1, 2),
-                 poison_rate: float = 0.1, models: dict[int, nn.Module] | None = None, progress: bool = True,
-                 **evaluate_kwargs) -> list[dict]:
+                 poison_rate: float = 0.1, models: dict[int, nn.Module] | None = None, keep_models: bool = False,
+                 progress: bool = True, **evaluate_kwargs) -> list[dict]:
     """Run every defense on the backdoored model of every seed with every clean-data fraction.
 
     defenses: names in `DEFENSES` or a {name: function} dict. Seed s repairs the model trained
     with seed s (`train_model(data, attack, poison_rate, seed=s)`, or `models[s]` if given), using
     `clean_subset(data, fraction, seed=s)`; evaluate_kwargs go to `robust.evaluate`. One row per run:
-    {"method", "fraction", "seed", "ca", "asr", "robust", "seconds"} (accuracies in [0, 1]).
+    {"method", "fraction", "seed", "ca", "asr", "robust", "seconds"} (accuracies in [0, 1]), plus
+    "model" (the repaired model) with keep_models=True.
     """
     if not isinstance(defenses, dict):
         unknown = sorted(set(defenses) - set(DEFENSES))
@@ -294,6 +295,8 @@ def budget_sweep(data: ImageData, attack: BackdoorAttack, defenses: dict[str, Ca
                 seconds = time.perf_counter() - start
                 rows.append({"method": name, "fraction": fraction, "seed": seed, "seconds": seconds,
                              **evaluate(repaired, data, attack, **evaluate_kwargs)})
+                if keep_models:
+                    rows[-1]["model"] = repaired
                 bar.update()
     bar.close()
     return rows

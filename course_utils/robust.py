@@ -269,8 +269,8 @@ def project_l2(delta: torch.Tensor, radius: float) -> torch.Tensor:
     return delta * min(1.0, radius / (norm.item() + 1e-12))
 
 
-def universal_perturbation(model: nn.Module, x: torch.Tensor, *, radius: float = 3.0, steps: int = 15,
-                           step: float = 0.5, noise: float = 0.3, batch_size: int = 100, seed: int = 0) -> torch.Tensor:
+def universal_perturbation(model: nn.Module, x: torch.Tensor, *, radius: float = 4.0, steps: int = 30,
+                           step: float = 0.5, noise: float = 0.3, batch_size: int = 50, seed: int = 0) -> torch.Tensor:
     """I-BAU's inner maximisation: one perturbation delta (1, C, H, W) with ||delta||_2 <= radius that
     changes the model's own predictions on the clean images `x` as much as it can.
 
@@ -303,12 +303,13 @@ def universal_perturbation(model: nn.Module, x: torch.Tensor, *, radius: float =
 
 
 def i_bau(model: nn.Module, x_clean: torch.Tensor, y_clean: torch.Tensor, *, seed: int = 0, rounds: int = 5,
-          radius: float = 4.0, inner_steps: int = 15, noise: float = 0.3, outer_epochs: int = 2, lr: float = 1e-3,
-          batch_size: int = 64, shift: int = 2) -> nn.Module:
+          radius: float = 4.0, inner_steps: int = 30, inner_batch: int = 50, noise: float = 0.3, outer_epochs: int = 2,
+          lr: float = 1e-3, batch_size: int = 64, shift: int = 2) -> nn.Module:
     """Adversarial unlearning of universal perturbations, I-BAU style (Zeng et al., ICLR 2022).
 
     For `rounds` rounds (the paper's default is 5): find the universal perturbation that most
-    changes the model's outputs on the clean set (`universal_perturbation`, L2 radius `radius`),
+    changes the model's outputs on the clean set (`universal_perturbation`, L2 radius `radius`,
+    `inner_steps` steps on batches of `inner_batch` clean images),
     then train the model for `outer_epochs` to classify the clean images correctly both as they
     are and with a perturbation added. Every image gets one of the perturbations found so far,
     drawn at random, so a trigger unlearned in one round is not relearned in the next.
@@ -330,7 +331,7 @@ def i_bau(model: nn.Module, x_clean: torch.Tensor, y_clean: torch.Tensor, *, see
 
     for r in range(rounds):
         found.append(universal_perturbation(repaired, x_clean, radius=radius, steps=inner_steps, noise=noise,
-                                            seed=seed * 1000 + r))
+                                            batch_size=inner_batch, seed=seed * 1000 + r))
         train_loop(repaired, x_clean, y_clean, batch_loss, epochs=outer_epochs, lr=lr, batch_size=batch_size,
                    seed=seed * 1000 + r, shift=shift)
     repaired.perturbations = torch.cat(found)
