@@ -164,8 +164,10 @@ def pgd_away(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, ba
     """
     if model.training:
         raise ValueError("the model is in training mode; call model.eval() first")
+    if eps == 0 or steps == 0:
+        return x.clone()
     device = next(model.parameters()).device
-    step = 2.5 * eps / max(steps, 1)
+    step = 2.5 * eps / steps
     out = []
     for i in range(0, len(x), batch_size):
         xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
@@ -220,10 +222,11 @@ class CleanLabelAttack(BackdoorAttack):
         order = torch.randperm(len(candidates), generator=torch.Generator().manual_seed(seed))
         pick = candidates[order[:count]].sort().values
         px = as_float(x).clone()
-        if count:
+        if count and self.eps > 0:
             surrogate = make_model(in_shape=tuple(x.shape[1:]), num_classes=num_classes, seed=seed)
             fit(surrogate, x, y, epochs=self.surrogate_epochs, seed=seed, progress=False)
-            px[pick] = self.apply(pgd_away(surrogate, px[pick], y[pick], self.eps, self.steps))
+            px[pick] = pgd_away(surrogate, px[pick], y[pick], self.eps, self.steps)
+        px[pick] = self.apply(px[pick])
         mask = torch.zeros(len(y), dtype=torch.bool)
         mask[pick] = True
         return PoisonedData(px, y.clone(), mask)

@@ -1,0 +1,521 @@
+"""Backdoor detection at three levels: the model, the training data, the input at inference.
+
+- model level: Neural Cleanse (Wang et al., IEEE S&P 2019) reverse-engineers the smallest
+  trigger that sends clean images to each label; a backdoor target needs a much smaller one,
+  which the MAD anomaly index flags.
+- data level: Activation Clustering (Chen et al., 2018, arXiv:1811.03728) and Spectral
+  Signatures (Tran, Li & Madry, NeurIPS 2018) look at the penultimate activations of the
+  training set, class by class, and score each sample (higher = more suspicious).
+- input level: STRIP (Gao et al., ACSAC 2019) superimposes clean images on an input; a
+  triggered input keeps its (target) prediction, so its predictions have low entropy.
+
+Every detector here is batched: no Python loop over samples, one loop over classes at most.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cache import load_or_train
+from .data import ImageData, as_float
+from .poison import PoisonedData
+from .train import embeddings, predict_logits
+
+MAD_SCALE = 1.4826  # makes the MAD a consistent estimate of the standard deviation for normal data
+
+
+def _check_model(model: nn.Module) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if model.training:
+        raise ValueError("the model is in training mode (BatchNorm would change it); call model.eval() first")
+
+
+def _check_batch(x, what: str = "x") -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor of images (N, C, H, W), got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{what} must have shape (N, C, H, W), got {tuple(x.shape)}")
+    return as_float(x)
+
+
+def _check_labels(x: torch.Tensor, y) -> None:
+    if not isinstance(y, torch.Tensor) or y.ndim != 1 or len(y) != len(x) or y.dtype != torch.int64:
+        raise ValueError(f"y must be an int64 tensor of shape ({len(x)},) with one label per image")
+
+
+# ----------------------------------------------------------------------------- model level
+
+
+def mad_anomaly_index(values: torch.Tensor) -> torch.Tensor:
+    """The anomaly index of every entry: |v - median| / (1.4826 * MAD), shape and dtype of `values`.
+
+    MAD is the median of |v - median|; 1.4826 * MAD estimates a standard deviation that one
+    outlier cannot inflate. Medians as numpy's (`quantile(0.5)`: the mean of the two middle
+    values for an even count; `torch.median` would return the lower one). Neural Cleanse flags a label whose trigger norm is BELOW the median
+    with an index > 2 (Wang et al., 2019, section IV). If MAD is 0, entries equal to the median
+    get 0 and the others inf.
+    """
+    if not isinstance(values, torch.Tensor) or not values.is_floating_point():
+        raise TypeError("values must be a float torch.Tensor, e.g. the L1 norms of the recovered masks")
+    if values.ndim != 1 or len(values) < 2:
+        raise ValueError(f"values must be 1-D with at least 2 entries (one per label), got shape {tuple(values.shape)}")
+    deviation = (values - values.quantile(0.5)).abs()
+    mad = deviation.quantile(0.5)
+    if mad == 0:
+        return torch.where(deviation == 0, torch.zeros_like(values), torch.full_like(values, float("inf")))
+    return deviation / (MAD_SCALE * mad)
+
+
+def apply_mask(images: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
+    """Neural Cleanse's trigger model: ``(1 - mask) * images + mask * pattern``.
+
+    images: float (N, C, H, W) in [0, 1]; mask: (1, H, W) or (N, 1, H, W) in [0, 1], one value
+    per pixel shared by the channels; pattern: (C, H, W) or (N, C, H, W) in [0, 1].
+    """
+    images = _check_batch(images, "images")
+    n, c, h, w = images.shape
+    if not isinstance(mask, torch.Tensor) or tuple(mask.shape[-3:]) != (1, h, w) or mask.ndim not in (3, 4):
+        got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"mask must have shape (1, {h}, {w}) or (N, 1, {h}, {w}) to fit these images, got {got}")
+    if not isinstance(pattern, torch.Tensor) or tuple(pattern.shape[-3:]) != (c, h, w) or pattern.ndim not in (3, 4):
+        got = tuple(pattern.shape) if isinstance(pattern, torch.Tensor) else type(pattern).__name__
+        raise ValueError(f"pattern must have shape ({c}, {h}, {w}) or (N, {c}, {h}, {w}), got {got}")
+    return (1 - mask) * images + mask * pattern
+
+
+@dataclass(frozen=True)
+class NeuralCleanseResult:
+    """What Neural Cleanse found for one model (K labels, images C x H x W).
+
+    masks: (K, 1, H, W) in [0, 1]; patterns: (K, C, H, W) in [0, 1]; l1_norms: (K,) mask sizes
+    in pixels; success: (K,) fraction of held-out clean images the recovered trigger sends to
+    each label; anomaly_index: (K,), of the norms or of their logarithms (`log_scale`);
+    flagged: labels with norm below the median and index above the threshold; score: the
+    largest anomaly index among labels below the median (a per-model trojan score: higher =
+    more suspicious); seconds: how long the optimisation took.
+    """
+
+    masks: torch.Tensor
+    patterns: torch.Tensor
+    l1_norms: torch.Tensor
+    success: torch.Tensor
+    anomaly_index: torch.Tensor
+    flagged: list[int]
+    score: float
+    seconds: float = 0.0
+    log_scale: bool = True
+
+
+def neural_cleanse(model: nn.Module, x_clean: torch.Tensor, *, steps: int = 200, lr: float = 0.1,
+                   cost: float = 2e-3, batch_size: int = 16, init_mask: float = 0.12, threshold: float = 2.0,
+                   log_scale: bool = True, seed: int = 0, progress: bool = False) -> NeuralCleanseResult:
+    """Neural Cleanse (Wang et al., IEEE S&P 2019), all K labels optimised at once.
+
+    For every label k it looks for a mask m_k and pattern p_k that send clean images to k:
+        minimise  CE(model((1 - m_k) x + m_k p_k), k) + cost_k * |m_k|_1
+    with m = sigmoid(a), p = sigmoid(b) and Adam on (a, b). Each step stacks the same
+    `batch_size` clean images under all K candidate triggers into ONE forward pass. As in
+    the paper, cost_k adapts per label: every 10 steps it grows by 1.5 while the trigger
+    reaches >= 95 % of the batch, and shrinks otherwise, so every label ends near its
+    smallest working trigger. The norms are then compared with `mad_anomaly_index` (see
+    `nc_verdict`; `log_scale` compares their logarithms).
+
+    model: in eval mode (its weights are not changed). x_clean: a few hundred clean images
+    (N, C, H, W), uint8 or float; the last quarter is held out to measure `success`.
+    """
+    _check_model(model)
+    x = _check_batch(x_clean, "x_clean")
+    if len(x) < 8:
+        raise ValueError(f"Neural Cleanse needs some clean images (a few hundred); got {len(x)}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    device = next(model.parameters()).device
+    own = predict_logits(model, x).argmax(1).to(device)  # an image already of label k says nothing about k's trigger
+    k = predict_logits(model, x[:1]).shape[1]
+    _, c, h, w = x.shape
+    n_fit = len(x) - len(x) // 4
+    x_fit, x_val = x[:n_fit].to(device), x[n_fit:].to(device)
+    g = torch.Generator().manual_seed(seed)
+    start_logit = torch.logit(torch.tensor(float(init_mask)))
+    mask_logit = (torch.randn(k, 1, h, w, generator=g) * 0.1 + start_logit).to(device).requires_grad_(True)
+    pattern_logit = torch.randn(k, c, h, w, generator=g).to(device).requires_grad_(True)
+    optimizer = torch.optim.Adam([mask_logit, pattern_logit], lr=lr, betas=(0.5, 0.9))
+    costs = torch.full((k,), float(cost), device=device)
+    labels = torch.arange(k, device=device).view(k, 1)
+    hits, counts = torch.zeros(k, device=device), torch.zeros(k, device=device)
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        for step in tqdm(range(steps), desc="Neural Cleanse", disable=not progress, leave=False):
+            idx = torch.randperm(n_fit, generator=g)[:batch_size].to(device)
+            mask, pattern = torch.sigmoid(mask_logit), torch.sigmoid(pattern_logit)
+            xb = x_fit[idx].unsqueeze(0)  # (1, B, C, H, W) under (K, 1, ...) triggers
+            stamped = ((1 - mask.unsqueeze(1)) * xb + (mask * pattern).unsqueeze(1)).flatten(0, 1)
+            logits = model(stamped).view(k, len(idx), -1)
+            weight = (own[idx].view(1, -1) != labels).float()  # (K, B)
+            ce = F.cross_entropy(logits.flatten(0, 1), labels.expand(-1, len(idx)).flatten(), reduction="none")
+            ce = (ce.view(k, -1) * weight).sum(1) / weight.sum(1).clamp_min(1)
+            optimizer.zero_grad(set_to_none=True)
+            (ce + costs * mask.flatten(1).sum(1)).sum().backward()
+            optimizer.step()
+            with torch.no_grad():
+                hits += ((logits.argmax(2) == labels).float() * weight).sum(1)
+                counts += weight.sum(1)
+                if (step + 1) % 10 == 0:
+                    ok = hits >= 0.95 * counts
+                    costs = torch.where(ok, costs * 1.5, costs / 1.5 ** 1.5).clamp(1e-5, 1.0)
+                    hits.zero_()
+                    counts.zero_()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    with torch.no_grad():
+        masks, patterns = torch.sigmoid(mask_logit).cpu(), torch.sigmoid(pattern_logit).cpu()
+        l1_norms = masks.flatten(1).sum(1)
+        xv = x_val.cpu()
+        stamped = (1 - masks.unsqueeze(1)) * xv.unsqueeze(0) + (masks * patterns).unsqueeze(1)
+        preds = predict_logits(model, stamped.flatten(0, 1)).argmax(1).view(k, -1)
+        other = own[n_fit:].cpu().view(1, -1) != torch.arange(k).view(-1, 1)
+        success = ((preds == torch.arange(k).view(-1, 1)) & other).sum(1) / other.sum(1).clamp_min(1)
+    return nc_verdict(masks, patterns, l1_norms, success, threshold, time.perf_counter() - start, log_scale)
+
+
+def nc_verdict(masks, patterns, l1_norms, success, threshold: float = 2.0, seconds: float = 0.0,
+               log_scale: bool = True) -> NeuralCleanseResult:
+    """The anomaly index of the mask norms, the flagged labels and the per-model score.
+
+    log_scale=False is the paper's rule, the index of the L1 norms themselves. It assumes the
+    clean labels' norms spread roughly symmetrically; on MNIST they do not (a "1" needs a far
+    bigger trigger than an "8"), one huge norm inflates the MAD and the target hides. With
+    log_scale=True the index is taken of log(L1), so "4x smaller than usual" counts the same
+    whatever the usual size is (lesson 03 measures both).
+    """
+    values = l1_norms.clamp_min(1e-6).log() if log_scale else l1_norms
+    index = mad_anomaly_index(values)
+    below = values < values.quantile(0.5)
+    flagged = [int(i) for i in torch.nonzero(below & (index > threshold)).flatten()]
+    score = float(index[below].max()) if below.any() else 0.0
+    return NeuralCleanseResult(masks, patterns, l1_norms, success, index, flagged, score, seconds, log_scale)
+
+
+# ----------------------------------------------------------------------------- data level
+
+
+@torch.inference_mode()
+def layer_features(model: nn.Module, x: torch.Tensor, layer: str = "conv", batch_size: int = 1000) -> torch.Tensor:
+    """The activations the data-level detectors look at, (N, D) float32 on the CPU.
+
+    layer="conv": the last convolutional block's feature maps, flattened (64 x 7 x 7 = 3,136
+    values for the small CNN); layer="embed": the 128 penultimate features after their ReLU.
+    On the course's small CNN the poison separates far better in "conv" (measured in lesson 03),
+    so that is the default.
+    """
+    _check_model(model)
+    x = _check_batch(x)
+    if layer == "embed":
+        return embeddings(model, x, batch_size)
+    if layer != "conv":
+        raise ValueError(f"layer must be 'conv' or 'embed', got {layer!r}")
+    device = next(model.parameters()).device
+    out = [model.feature_maps(x[i : i + batch_size].to(device))[-1].flatten(1).cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out)
+
+
+def _per_class_features(model: nn.Module, x: torch.Tensor, y: torch.Tensor, layer: str, features=None):
+    x = _check_batch(x)
+    _check_labels(x, y)
+    if features is None:
+        features = layer_features(model, x, layer)
+    elif not isinstance(features, torch.Tensor) or features.ndim != 2 or len(features) != len(x):
+        raise ValueError(f"features must be the (N, D) output of layer_features for these {len(x)} images")
+    return features.double(), [torch.nonzero(y == c).flatten() for c in torch.unique(y).tolist()]
+
+
+@contextmanager
+def one_thread():
+    """Run small per-class linear algebra and k-means on one thread, then restore the thread settings.
+
+    For matrices of a few hundred rows one thread is as fast as two, and on a shared machine it
+    avoids the oversubscription that can make a 100 x 100 eigendecomposition take a second.
+    """
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def principal_components(r: torch.Tensor, q: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top `q` principal directions of centred rows r (n, D): (projections (n, q), directions (q, D)).
+
+    Computed from the n x n Gram matrix r r^T (exact, deterministic, fast when n << D as here).
+    """
+    values, vectors = torch.linalg.eigh(r @ r.T)
+    values, vectors = values.flip(0)[:q].clamp_min(1e-12), vectors.flip(1)[:, :q]
+    directions = (r.T @ vectors / values.sqrt()).T
+    return r @ directions.T, directions
+
+
+def activation_clustering_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, rule: str = "silhouette",
+                                 layer: str = "conv", n_components: int = 10, seed: int = 0,
+                                 features: torch.Tensor | None = None) -> torch.Tensor:
+    """Activation Clustering (Chen et al., 2018): per class, 2-means on reduced activations.
+
+    For each label: the activations of its samples (`layer_features`) are reduced to
+    `n_components` dimensions (PCA; the paper uses ICA, same idea), split by 2-means, and the
+    smaller cluster is the suspect. A sample's score (higher = more suspicious), shape (N,), float32:
+      rule="silhouette": the silhouette score of its class's split if it is in the smaller
+        cluster, else 0: high when the class falls cleanly into two groups (poison and clean);
+      rule="size": 1 - the relative size of its cluster (the paper flags clusters under 35 %
+        of their class, i.e. scores above 0.65).
+    Both assume the poison is the SMALLER part of its class: at high poison rates it is not.
+    x: training images (N, C, H, W); y: their (possibly poisoned) int64 labels (N,);
+    features: `layer_features(model, x, layer)` if already computed (then `model` is not used).
+    """
+    if rule not in ("silhouette", "size"):
+        raise ValueError(f"rule must be 'silhouette' or 'size', got {rule!r}")
+    feats, groups = _per_class_features(model, x, y, layer, features)
+    scores = torch.zeros(len(x))
+    with one_thread():
+        for idx in groups:
+            if len(idx) >= 4:
+                scores[idx] = _ac_class(feats[idx], rule, n_components, seed)
+    return scores
+
+
+def _ac_class(feats: torch.Tensor, rule: str, n_components: int, seed: int) -> torch.Tensor:
+    """Activation Clustering scores of one class's activations (n_c, D): (n_c,) float32."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    reduced = principal_components(feats - feats.mean(0), min(n_components, len(feats) - 1))[0].numpy()
+    labels = KMeans(n_clusters=2, n_init=5, random_state=seed).fit_predict(reduced)
+    sizes = np.bincount(labels, minlength=2) / len(labels)
+    if rule == "size":
+        return torch.from_numpy(1 - sizes[labels]).float()
+    if sizes.min() == 0:
+        return torch.zeros(len(feats))
+    small = torch.from_numpy(labels == sizes.argmin())
+    return small.float() * max(float(silhouette_score(reduced, labels)), 0.0)
+
+
+def spectral_signature_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, layer: str = "conv",
+                              normalize: str | None = None, features: torch.Tensor | None = None) -> torch.Tensor:
+    """Spectral Signatures (Tran, Li & Madry, 2018): outlier scores along the top singular vector.
+
+    Per class: centre the activations R (n_c, D) (`layer_features`) on their mean and take the
+    top right singular vector v of R. Poison that is a minority of its class pulls v towards
+    itself and lands far out along it. The score of sample i (higher = more suspicious):
+      normalize=None: (R_i v)^2, the paper's score;
+      normalize="median": (R_i v)^2 divided by the class's median score, so that classes of
+        different spread share one scale;
+      normalize="mad": |R_i v - median| / (1.4826 * MAD) of the class's projections, the robust
+        z-score of `mad_anomaly_index`: the clean majority sets the centre and the scale, where
+        the paper's mean is dragged towards the poison (cf. SPECTRE, Hayase et al., 2021).
+    Returns (N,), float32. features: as in `activation_clustering_scores`.
+    """
+    if normalize not in (None, "median", "mad"):
+        raise ValueError(f"normalize must be None, 'median' or 'mad', got {normalize!r}")
+    feats, groups = _per_class_features(model, x, y, layer, features)
+    scores = torch.zeros(len(x))
+    with one_thread():
+        for idx in groups:
+            if len(idx) >= 3:
+                scores[idx] = _ss_class(feats[idx], normalize)
+    return scores
+
+
+def _ss_class(feats: torch.Tensor, normalize: str | None) -> torch.Tensor:
+    """Spectral Signatures scores of one class's activations (n_c, D): (n_c,) float32."""
+    proj = principal_components(feats - feats.mean(0), 1)[0][:, 0]
+    if normalize == "mad":
+        return mad_anomaly_index(proj).float()
+    if normalize == "median":
+        return (proj**2 / (proj**2).quantile(0.5).clamp_min(1e-12)).float()
+    return (proj**2).float()
+
+
+def remove_top_per_class(scores: torch.Tensor, y: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Which samples to remove: the `fraction` highest-scoring of EACH class (bool (N,)).
+
+    Tran et al. remove 1.5 x the expected poison fraction of every class this way.
+    """
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    removed = torch.zeros(len(scores), dtype=torch.bool)
+    for c in torch.unique(y).tolist():
+        idx = torch.nonzero(y == c).flatten()
+        top = scores[idx].argsort(descending=True)[: round(fraction * len(idx))]
+        removed[idx[top]] = True
+    return removed
+
+
+def remove_above(scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Which samples to remove: those scoring above `threshold` (bool (N,))."""
+    return scores > threshold
+
+
+def precision_recall(removed: torch.Tensor, poisoned: torch.Tensor) -> tuple[float, float]:
+    """Precision (share of the removed that were poison) and recall (share of the poison removed)."""
+    if removed.shape != poisoned.shape or removed.dtype != torch.bool or poisoned.dtype != torch.bool:
+        raise ValueError("removed and poisoned must be bool tensors of the same shape (N,)")
+    hit = (removed & poisoned).sum().item()
+    precision = hit / removed.sum().item() if removed.any() else 0.0
+    recall = hit / poisoned.sum().item() if poisoned.any() else 1.0
+    return precision, recall
+
+
+def retrain_without(data: ImageData, poisoned: PoisonedData, removed: torch.Tensor, *, seed: int = 0,
+                    progress: bool = False) -> nn.Module:
+    """A fresh model trained on the poisoned training set minus `removed` (cached by content)."""
+    from .models import make_model
+    from .runtime import get_profile
+    from .train import CACHE_VERSION, fit
+
+    if removed.shape != poisoned.poisoned.shape or removed.dtype != torch.bool:
+        raise ValueError(f"removed must be a bool tensor of shape {tuple(poisoned.poisoned.shape)}")
+    digest = hashlib.sha256()
+    for t in (poisoned.x, poisoned.y, removed):
+        digest.update(t.contiguous().numpy().tobytes())
+    profile = get_profile()
+    config = {"version": CACHE_VERSION, "what": "retrained without removed samples", "data": data.name,
+              "content": digest.hexdigest(), "seed": seed, "model": profile.model, "epochs": profile.epochs,
+              "batch_size": profile.batch_size, "lr": profile.lr}
+    keep = ~removed
+
+    def build():
+        return make_model(in_shape=data.image_shape, num_classes=data.num_classes, seed=seed)
+
+    def train(model):
+        fit(model, poisoned.x[keep], poisoned.y[keep], seed=seed, progress=progress, desc="retraining on cleaned data")
+
+    return load_or_train(config, build, train)
+
+
+# ----------------------------------------------------------------------------- input level
+
+
+def superimposed_entropy(model: nn.Module, x: torch.Tensor, overlays: torch.Tensor,
+                         batch_size: int = 2048) -> torch.Tensor:
+    """Mean prediction entropy of each input with each overlay added on top (STRIP's statistic).
+
+    x: float (N, C, H, W) in [0, 1]. overlays: (n, C, H, W), the same n images for every input,
+    or (N, n, C, H, W), n per input. Each blend is clamp(x + overlay, 0, 1) (Gao et al. add the
+    two images). Returns (N,), float32: the entropy (in nats) of the softmax, averaged over the n blends.
+    """
+    _check_model(model)
+    x = _check_batch(x)
+    overlays = as_float(overlays)
+    if overlays.ndim == 4:
+        overlays = overlays.unsqueeze(0).expand(len(x), *overlays.shape)
+    if overlays.ndim != 5 or overlays.shape[0] != len(x) or overlays.shape[2:] != x.shape[1:]:
+        raise ValueError(f"overlays must have shape (n, {', '.join(map(str, x.shape[1:]))}) or (N, n, ...), "
+                         f"got {tuple(overlays.shape)}")
+    n = overlays.shape[1]
+    blends = (x.unsqueeze(1) + overlays).clamp(0, 1).flatten(0, 1)
+    logp = F.log_softmax(predict_logits(model, blends, batch_size), dim=1)
+    entropy = -(logp.exp() * logp).sum(1)
+    return entropy.view(len(x), n).mean(1)
+
+
+def strip_entropy(model: nn.Module, x: torch.Tensor, x_clean: torch.Tensor, n: int = 8, seed: int = 0,
+                  chunk: int = 512) -> torch.Tensor:
+    """STRIP (Gao et al., ACSAC 2019): for each input, the mean entropy over `n` superimposed clean images.
+
+    x: inputs to test (N, C, H, W); x_clean: a pool of clean images the defender holds. The n
+    overlays are drawn at random (seeded) for each input. A trigger that dominates the
+    prediction survives the overlay, so LOW entropy = suspicious. Returns (N,), float32.
+    """
+    _check_model(model)
+    x, x_clean = _check_batch(x), _check_batch(x_clean, "x_clean")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n (overlays per input) must be an int >= 2 for an entropy average to mean anything, got {n!r}")
+    if len(x_clean) < n:
+        raise ValueError(f"x_clean has {len(x_clean)} images, fewer than n={n}")
+    g = torch.Generator().manual_seed(seed)
+    picks = torch.randint(len(x_clean), (len(x), n), generator=g)
+    out = [superimposed_entropy(model, x[i : i + chunk], x_clean[picks[i : i + chunk]]) for i in range(0, len(x), chunk)]
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def strip_threshold(clean_entropy: torch.Tensor, frr: float = 0.05) -> float:
+    """The entropy threshold that rejects a fraction `frr` of CLEAN inputs (the false-rejection rate).
+
+    Gao et al. fix the threshold from clean data only, as a defender can: inputs with entropy
+    below it are rejected as triggered.
+    """
+    if not 0 < frr < 1:
+        raise ValueError(f"frr (false-rejection rate) must be in (0, 1), e.g. 0.01 or 0.05; got {frr}")
+    return torch.quantile(clean_entropy.double(), frr).item()
+
+
+def roc(scores: torch.Tensor, positive: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
+    """ROC curve and AUROC (scikit-learn) of `scores` (higher = more suspicious) against bool `positive`."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
+    if scores.shape != positive.shape or positive.all() or not positive.any():
+        raise ValueError("scores and positive must have the same shape and both classes must be present")
+    fpr, tpr, _ = roc_curve(positive, scores)
+    return fpr, tpr, float(roc_auc_score(positive, scores))
+
+
+def plot_roc(curves: dict[str, tuple[torch.Tensor, torch.Tensor]], title: str | None = None, ax=None):
+    """ROC curves, one per name: {name: (scores, positive)}; the legend shows each AUROC. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 4))
+    for name, (scores, positive) in curves.items():
+        fpr, tpr, auc = roc(scores, positive)
+        ax.plot(fpr, tpr, label=f"{name} (AUROC {auc:.2f})")
+    ax.plot([0, 1], [0, 1], ls=":", c="grey")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def strip_overhead(model: nn.Module, x: torch.Tensor, x_clean: torch.Tensor, n: int = 8, batch_size: int = 128,
+                   repeats: int = 5) -> dict[str, float]:
+    """Latency per batch and throughput of plain inference and of inference with STRIP (best of `repeats`).
+
+    Returns {"plain_ms", "strip_ms", "plain_per_s", "strip_per_s", "ratio"}; ratio = strip_ms / plain_ms.
+    STRIP runs the model on n blends of every input, so expect a ratio near n.
+    """
+    _check_model(model)
+    x = _check_batch(x)[:batch_size]
+
+    def best(fn) -> float:
+        fn()  # warm-up
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    plain = best(lambda: predict_logits(model, x))
+    strip = best(lambda: (predict_logits(model, x), strip_entropy(model, x, x_clean, n=n)))
+    return {"plain_ms": 1000 * plain, "strip_ms": 1000 * strip, "plain_per_s": len(x) / plain,
+            "strip_per_s": len(x) / strip, "ratio": strip / plain}
