@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 
 import torch
-
-import hashlib
 
 from ..integrity import make_manifest, sha256_file, verify_manifest
 from ..poison import poison_samples
