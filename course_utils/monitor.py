@@ -150,6 +150,45 @@ def threshold_for_false_alarms(clean_statistics: list[np.ndarray], rate: float =
     return float(np.quantile(maxima, 1.0 - rate))
 
 
+def drift_threshold(clean_preds: torch.Tensor, num_classes: int = 10, *, rate: float = 0.05, length: int = 1000,
+                    streams: int = 200, slack: float = 0.5, seed: int = 0) -> float:
+    """A threshold for `prediction_drift_statistic` from the defender's clean predictions alone.
+
+    The baseline class frequencies are estimated from only len(clean_preds) predictions, and
+    that error alone makes CUSUM drift on real traffic. So each of `streams` calibration streams
+    (`length` predictions drawn from clean_preds) is monitored against the baseline of its own
+    bootstrap resample of clean_preds (Efron, 1979), and the threshold is the (1 - rate) quantile of
+    the streams' maxima: about `rate` of clean streams of that length raise a false alarm.
+    """
+    preds = torch.as_tensor(clean_preds).long()
+    if preds.ndim != 1 or len(preds) < 2:
+        raise ValueError("clean_preds must be a 1-D tensor of at least two predicted classes")
+    g = torch.Generator().manual_seed(seed)
+    maxima = []
+    for _ in range(streams):
+        boot = preds[torch.randint(len(preds), (len(preds),), generator=g)]
+        baseline = torch.bincount(boot, minlength=num_classes).double() / len(boot)
+        stream = preds[torch.randint(len(preds), (length,), generator=g)]
+        maxima.append(prediction_drift_statistic(stream, baseline, slack))
+    return threshold_for_false_alarms(maxima, rate)
+
+
+def score_threshold(clean_scores, *, rate: float = 0.05, length: int = 1000, streams: int = 200,
+                    slack: float = 0.5, seed: int = 0) -> float:
+    """A threshold for `score_statistic` from the defender's clean scores, bootstrapped like `drift_threshold`:
+    each calibration stream is standardised by the mean and std of its own resample of the clean scores."""
+    clean = torch.as_tensor(np.asarray(clean_scores, dtype=np.float64))
+    if clean.ndim != 1 or len(clean) < 2:
+        raise ValueError("clean_scores must be 1-D with at least two scores")
+    g = torch.Generator().manual_seed(seed)
+    maxima = []
+    for _ in range(streams):
+        boot = clean[torch.randint(len(clean), (len(clean),), generator=g)]
+        stream = clean[torch.randint(len(clean), (length,), generator=g)]
+        maxima.append(score_statistic(stream.numpy(), boot.numpy(), slack))
+    return threshold_for_false_alarms(maxima, rate)
+
+
 def alarm_summary(stream: Stream, statistic: np.ndarray, threshold: float) -> dict:
     """What happened on one stream: {"alarm", "false_alarm", "delay", "triggered_seen"}.
 

@@ -95,3 +95,21 @@ def test_per_input_looks_values_up(images):
         monitor.per_input(s, clean, trig[:2])
     with pytest.raises(ValueError, match="pool"):
         monitor.per_input(s, clean[:2], trig[:2])
+
+
+def test_bootstrapped_thresholds_control_false_alarms():
+    g = torch.Generator().manual_seed(0)
+    population = torch.multinomial(torch.tensor([0.2, 0.3, 0.5]), 20000, replacement=True, generator=g)
+    sample = population[:200]  # what the defender holds
+    h = monitor.drift_threshold(sample, 3, rate=0.1, length=300, streams=100)
+    baseline = torch.bincount(sample, minlength=3).double() / 200
+    alarms = [monitor.prediction_drift_statistic(population[300 * i + 200:300 * (i + 1) + 200], baseline).max() > h
+              for i in range(40)]
+    assert h > 0 and sum(alarms) <= 12  # about 10 %, loosely
+    scores = np.random.default_rng(0).normal(size=200)
+    hs = monitor.score_threshold(scores, rate=0.1, length=300, streams=100)
+    assert hs > 0 and hs < monitor.score_threshold(scores, rate=0.01, length=300, streams=100)
+    with pytest.raises(ValueError, match="at least two"):
+        monitor.drift_threshold(torch.tensor([1]))
+    with pytest.raises(ValueError, match="at least two"):
+        monitor.score_threshold([0.5])
