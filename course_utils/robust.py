@@ -20,6 +20,7 @@ uses (Adam, cosine learning-rate decay, optional random shifts), so they differ 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -197,13 +198,13 @@ def train_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_loss: C
     return model.eval()
 
 
-def pgd_loss(eps: float, step: float, steps: int, random_start: bool = True) -> Callable:
+def pgd_loss(eps: float, step: float, steps: int, random_start: bool = True, seed: int = 0) -> Callable:
     """Madry's inner maximisation as a `batch_loss`: cross-entropy on PGD examples of the batch.
 
     The examples are made with the model in eval mode (BatchNorm statistics fixed), then the
-    loss is taken in train mode.
+    loss is taken in train mode. Every call draws a new random start (seeded from `seed`).
     """
-    calls = iter(range(1 << 62))
+    calls = itertools.count(seed * 1_000_003)
 
     def loss(model, xb, yb):
         model.eval()
@@ -229,7 +230,7 @@ def adversarial_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, 
     step = 2.5 * eps / steps if step is None else check_eps(step, "step")
     start = time.perf_counter()
     if eps > 0:
-        batch_loss = pgd_loss(eps, step, steps, random_start)
+        batch_loss = pgd_loss(eps, step, steps, random_start, seed)
     else:
         def batch_loss(model, xb, yb):
             return F.cross_entropy(model(xb), yb)
