@@ -234,7 +234,7 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-MATRIX_KEYS = ("rows", "detection", "detection_per_seed", "neural_cleanse", "trojan_hunt", "data", "matrix_seconds",
+MATRIX_KEYS = ("rows", "matrix_per_seed", "detection", "detection_per_seed", "neural_cleanse", "trojan_hunt", "data", "matrix_seconds",
                "detection_seconds", "neural_cleanse_seconds", "trojan_hunt_seconds")
 NOTEBOOK_KEYS = ("notebook_seconds", "notebooks_total_seconds")
 
@@ -324,13 +324,18 @@ def measure_clean(data, seeds: Sequence[int], epochs: int | None = None) -> dict
 
 
 def measure_matrix(data, seeds: Sequence[int], attacks: Sequence[str] = ATTACKS, defenses: Sequence[str] | None = None,
-                   epochs: int | None = None, progress: bool = True) -> list[dict]:
-    """Lesson 06's attack x defense matrix, summarised over seeds (`evaluation.summarize_matrix`)."""
+                   epochs: int | None = None, progress: bool = True, per_seed: list | None = None) -> list[dict]:
+    """Lesson 06's attack x defense matrix, summarised over seeds (`evaluation.summarize_matrix`).
+
+    per_seed: if given, the per-seed rows of `attack_defense_matrix` are appended to it.
+    """
     from course_utils import evaluation
 
     defenses = list(defenses or evaluation.defense_names())
     rows = evaluation.attack_defense_matrix(data, list(attacks), defenses, list(seeds), epochs=epochs,
                                             progress=progress)
+    if per_seed is not None:
+        per_seed.extend({k: v for k, v in r.items() if isinstance(v, (int, float, str, bool))} for r in rows)
     return bench_rows(evaluation.summarize_matrix(rows))
 
 
@@ -478,10 +483,12 @@ def main(argv=None) -> int:
                 data = cu.load_data()
                 report["data"] = data.name
                 phase = time.perf_counter()
-                report["rows"] = [measure_clean(data, args.seeds)]
-                report["rows"] += measure_matrix(data, args.seeds, args.attacks, args.defenses)
-                report["matrix_seconds"] = time.perf_counter() - phase
-                save("matrix")
+                report["rows"], report["matrix_per_seed"] = [measure_clean(data, args.seeds)], []
+                for i, attack in enumerate(args.attacks, 1):  # saved after each attack: a long run shows progress
+                    report["rows"] += measure_matrix(data, args.seeds, [attack], args.defenses,
+                                                     per_seed=report["matrix_per_seed"])
+                    report["matrix_seconds"] = time.perf_counter() - phase
+                    save(f"matrix {i}/{len(args.attacks)}: {attack}")
                 phase = time.perf_counter()
                 per_seed = measure_detectors(data, args.seeds, args.detection_attacks)
                 report["detection"], report["detection_per_seed"] = detection_rows(per_seed), per_seed
