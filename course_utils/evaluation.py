@@ -3,7 +3,7 @@
 The matrix follows BackdoorBench (Wu et al., NeurIPS 2022): every attack against every
 defense, several seeds, clean accuracy (CA), attack success rate (ASR), robust accuracy
 (RA: triggered inputs, true labels) and the defense effectiveness rating (DER), each
-with its spread over seeds. Three families of defense are covered:
+with its spread over seeds. A baseline and three families of defense:
 
 - "none": the backdoored model as it is (the baseline every DER compares with);
 - data-level filters (lesson 03): score every training sample with Activation Clustering

@@ -1,8 +1,8 @@
 """The capstone's model zoo: small models, about half of them trojaned, which ones is hidden.
 
-Like the IARPA TrojAI and NIST "Trojan Detection" challenges (and Trojan Detection
-Challenge, NeurIPS 2022), the defender gets a set of trained models and a small clean
-data set, and must score how likely each model is to carry a backdoor. The zoo mixes
+As in the IARPA TrojAI program (rounds run by NIST) and the Trojan Detection Challenge
+(NeurIPS 2022), the defender gets a set of trained models and a small clean data set, and
+must score how likely each model is to carry a backdoor. The zoo mixes
 BadNets patches (different sizes, colours, positions and targets), blended patterns and a
 WaNet warp with clean models trained from different seeds. All are trained for the same
 number of epochs, so nothing but the backdoor tells them apart.
@@ -10,6 +10,10 @@ number of epochs, so nothing but the backdoor tells them apart.
 The notebook sees only model ids ("model-00", ...). Which are trojaned is kept here and
 used by `score_detector` to compute AUROC (the challenge metric); reading this file is
 of course possible, but it spoils the game.
+
+Detectors here: `patch_scan_score` (brute-force patch search), `universal_trigger_success`
+(additive trigger inversion per class), `reference_detector` (the max of both), and
+`neural_cleanse_score` (lesson 03's Neural Cleanse, slower).
 """
 
 from __future__ import annotations
