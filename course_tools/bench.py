@@ -21,7 +21,6 @@ shared machine every timing is inflated by the other work.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -33,6 +32,8 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+
+from .grade import environment
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -61,21 +62,6 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
     values = [v for v in values if v is not None and math.isfinite(v)]
     return mean_std(values) if values else (math.nan, math.nan)
-
-
-@contextlib.contextmanager
-def environment(**values: str):
-    """Set environment variables for the duration of a block (kernels started inside inherit them)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def bench_rows(summary: list[dict]) -> list[dict]:

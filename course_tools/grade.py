@@ -16,6 +16,7 @@ score and a message; the grader itself carries on with the next file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import inspect
 import json
@@ -147,18 +148,36 @@ def _cell_error(index: int, cell) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def environment(**values: str):
+    """Set environment variables for the duration of a block (kernels started inside inherit them)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def execute(nb, cwd: Path, timeout: float, grading_file: Path) -> tuple[str, str, list[str]]:
     """Run `nb` top to bottom in a fresh python3 kernel within `timeout` seconds in total.
 
     Returns (status, message, cell errors). The kernel inherits this process's environment,
     with $BACKDOOR_COURSE_GRADING_FILE pointing at `grading_file`.
     """
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    with environment(**{GRADING_ENV: str(grading_file), "PYTHONPATH": pythonpath}):
+        return _execute(nb, cwd, timeout)
+
+
+def _execute(nb, cwd: Path, timeout: float) -> tuple[str, str, list[str]]:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-    saved = {k: os.environ.get(k) for k in (GRADING_ENV, "PYTHONPATH")}
-    os.environ[GRADING_ENV] = str(grading_file)
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), saved["PYTHONPATH"]) if p)
     client = NotebookClient(nb, kernel_name="python3", allow_errors=True, timeout=max(1, int(timeout)),
                             startup_timeout=max(30, int(timeout)), resources={"metadata": {"path": str(cwd)}},
                             interrupt_on_timeout=False, record_timing=False)
@@ -186,12 +205,6 @@ def execute(nb, cwd: Path, timeout: float, grading_file: Path) -> tuple[str, str
         return "kernel died", f"the kernel died in cell {index} (a crash, os._exit or out of memory)", errors
     except Exception as err:  # anything else nbclient or the kernel throws: report it, grade what ran
         return "error", f"execution stopped: {type(err).__name__}: {str(err)[:300]}", errors
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def grade_notebook(path, timeout: float = 600, cwd=None, reference_dirs=None) -> Result:

@@ -14,6 +14,7 @@ Every detector here is batched: no Python loop over samples, one loop over class
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from contextlib import contextmanager
@@ -116,13 +117,15 @@ class NeuralCleanseResult:
 
 
 def neural_cleanse(model: nn.Module, x_clean: torch.Tensor, *, steps: int = 200, lr: float = 0.1,
-                   cost: float = 2e-3, batch_size: int = 16, init_mask: float = 0.12, threshold: float = 2.0,
+                   cost: float = 2e-3, batch_size: int = 16, init_mask: float = 0.12, final_lr: float = 0.1,
+                   threshold: float = 2.0,
                    log_scale: bool = True, seed: int = 0, progress: bool = False) -> NeuralCleanseResult:
     """Neural Cleanse (Wang et al., IEEE S&P 2019), all K labels optimised at once.
 
     For every label k it looks for a mask m_k and pattern p_k that send clean images to k:
         minimise  CE(model((1 - m_k) x + m_k p_k), k) + cost_k * |m_k|_1
-    with m = sigmoid(a), p = sigmoid(b) and Adam on (a, b). Each step stacks the same
+    with m = sigmoid(a), p = sigmoid(b) and Adam on (a, b), its learning rate decaying (cosine)
+    from `lr` to `final_lr * lr` so the masks settle. Each step stacks the same
     `batch_size` clean images under all K candidate triggers into ONE forward pass. As in
     the paper, cost_k adapts per label: every 10 steps it grows by 1.5 while the trigger
     reaches >= 95 % of the batch, and shrinks otherwise, so every label ends near its
@@ -152,36 +155,34 @@ def neural_cleanse(model: nn.Module, x_clean: torch.Tensor, *, steps: int = 200,
     mask_logit = (torch.randn(k, 1, h, w, generator=g) * 0.1 + start_logit).to(device).requires_grad_(True)
     pattern_logit = torch.randn(k, c, h, w, generator=g).to(device).requires_grad_(True)
     optimizer = torch.optim.Adam([mask_logit, pattern_logit], lr=lr, betas=(0.5, 0.9))
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=lr * final_lr)
     costs = torch.full((k,), float(cost), device=device)
     labels = torch.arange(k, device=device).view(k, 1)
     hits, counts = torch.zeros(k, device=device), torch.zeros(k, device=device)
-    frozen = [p for p in model.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
-    try:
-        for step in tqdm(range(steps), desc="Neural Cleanse", disable=not progress, leave=False):
-            idx = torch.randperm(n_fit, generator=g)[:batch_size].to(device)
-            mask, pattern = torch.sigmoid(mask_logit), torch.sigmoid(pattern_logit)
-            xb = x_fit[idx].unsqueeze(0)  # (1, B, C, H, W) under (K, 1, ...) triggers
-            stamped = ((1 - mask.unsqueeze(1)) * xb + (mask * pattern).unsqueeze(1)).flatten(0, 1)
-            logits = model(stamped).view(k, len(idx), -1)
-            weight = (own[idx].view(1, -1) != labels).float()  # (K, B)
-            ce = F.cross_entropy(logits.flatten(0, 1), labels.expand(-1, len(idx)).flatten(), reduction="none")
-            ce = (ce.view(k, -1) * weight).sum(1) / weight.sum(1).clamp_min(1)
-            optimizer.zero_grad(set_to_none=True)
-            (ce + costs * mask.flatten(1).sum(1)).sum().backward()
-            optimizer.step()
-            with torch.no_grad():
-                hits += ((logits.argmax(2) == labels).float() * weight).sum(1)
-                counts += weight.sum(1)
-                if (step + 1) % 10 == 0:
-                    ok = hits >= 0.95 * counts
-                    costs = torch.where(ok, costs * 1.5, costs / 1.5 ** 1.5).clamp(1e-5, 1.0)
-                    hits.zero_()
-                    counts.zero_()
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
+    # A frozen copy in channels-last layout: ~1.5x faster convolutions on CPU, and the caller's model
+    # is never touched.
+    net = copy.deepcopy(model).requires_grad_(False).to(memory_format=torch.channels_last)
+    for step in tqdm(range(steps), desc="Neural Cleanse", disable=not progress, leave=False):
+        idx = torch.randperm(n_fit, generator=g)[:batch_size].to(device)
+        mask, pattern = torch.sigmoid(mask_logit), torch.sigmoid(pattern_logit)
+        xb = x_fit[idx].unsqueeze(0)  # (1, B, C, H, W) under (K, 1, ...) triggers
+        stamped = ((1 - mask.unsqueeze(1)) * xb + (mask * pattern).unsqueeze(1)).flatten(0, 1)
+        logits = net(stamped.contiguous(memory_format=torch.channels_last)).view(k, len(idx), -1)
+        weight = (own[idx].view(1, -1) != labels).float()  # (K, B)
+        ce = F.cross_entropy(logits.flatten(0, 1), labels.expand(-1, len(idx)).flatten(), reduction="none")
+        ce = (ce.view(k, -1) * weight).sum(1) / weight.sum(1).clamp_min(1)
+        optimizer.zero_grad(set_to_none=True)
+        (ce + costs * mask.flatten(1).sum(1)).sum().backward()
+        optimizer.step()
+        schedule.step()
+        with torch.no_grad():
+            hits += ((logits.argmax(2) == labels).float() * weight).sum(1)
+            counts += weight.sum(1)
+            if (step + 1) % 10 == 0:
+                ok = hits >= 0.95 * counts
+                costs = torch.where(ok, costs * 1.5, costs / 1.5 ** 1.5).clamp(1e-5, 1.0)
+                hits.zero_()
+                counts.zero_()
     with torch.no_grad():
         masks, patterns = torch.sigmoid(mask_logit).cpu(), torch.sigmoid(pattern_logit).cpu()
         l1_norms = masks.flatten(1).sum(1)

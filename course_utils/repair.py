@@ -157,7 +157,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
 
 def distill(model: nn.Module, x_clean, y_clean, *, seed: int = 0, student: nn.Module | None = None,
-            temperature: float = 4.0, alpha: float = 0.9, epochs: int = 40, lr: float = 2e-3,
+            temperature: float = 4.0, alpha: float = 0.9, epochs: int = 30, lr: float = 2e-3,
             batch_size: int = 64, shift: int = 2) -> nn.Module:
     """Knowledge distillation of the (suspect) teacher `model` into a freshly initialised student,
     on the clean set only (Hinton et al., 2015; as a backdoor defense: Yoshida & Fujino, 2020).

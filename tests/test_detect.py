@@ -61,7 +61,7 @@ def test_neural_cleanse_finds_the_small_trigger(backdoored, digits):
     below = result.l1_norms < result.l1_norms.quantile(0.5)
     assert result.score == pytest.approx(float(result.anomaly_index[below].max()))
     assert all(below[i] for i in result.flagged)
-    assert all(p.requires_grad for p in model.parameters())  # weights unfrozen again
+    assert all(p.requires_grad for p in model.parameters())  # the caller's model is left as it was
 
 
 def test_neural_cleanse_bad_input(backdoored):

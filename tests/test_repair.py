@@ -4,19 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import checks, fit, make_attack, make_model, metrics, repair
+from course_utils import checks, metrics, repair
 from course_utils.models import small_cnn
-
-
-@pytest.fixture(scope="module")
-def backdoored(digits):
-    """A small CNN with a BadNets backdoor, trained on part of the test slice of the digits (no cache)."""
-    attack = make_attack("badnets")
-    poisoned = attack.poison(digits.x_train[:1200], digits.y_train[:1200], 0.1, seed=0)
-    model = make_model("small-cnn", seed=0)
-    fit(model, poisoned.x, poisoned.y, epochs=3, progress=False)
-    assert metrics.attack_success_rate(model, digits, attack) > 0.8
-    return model, attack
 
 
 def test_clean_subset_is_seeded_nested_and_sized(digits):
@@ -73,8 +62,8 @@ def test_attention_map_shape_and_norm():
         repair.attention_map(torch.randn(8, 5, 4))
 
 
-def test_channel_activity_and_pruning(backdoored, digits):
-    model, _ = backdoored
+def test_channel_activity_and_pruning(backdoored_badnets, digits):
+    model, _ = backdoored_badnets
     model = copy.deepcopy(model)
     activity = repair.channel_activity(model, digits.x_train[:100])
     assert activity.shape == (64,) and (activity >= 0).all()
@@ -89,8 +78,8 @@ def test_channel_activity_and_pruning(backdoored, digits):
 
 
 @pytest.mark.parametrize("name", sorted(repair.DEFENSES))
-def test_every_defense_keeps_the_interface(backdoored, digits, name):
-    model, _ = backdoored
+def test_every_defense_keeps_the_interface(backdoored_badnets, digits, name):
+    model, _ = backdoored_badnets
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x, y = digits.x_train[:40], digits.y_train[:40]
     repaired = repair.DEFENSES[name](model, x, y, seed=0)
@@ -100,15 +89,15 @@ def test_every_defense_keeps_the_interface(backdoored, digits, name):
     assert sorted(repair.DEFENSES) == ["fine-pruning", "fine-tuning", "i-bau", "kd", "nad", "pgd-at"]
 
 
-def test_fine_prune_keeps_its_channels_off(backdoored, digits):
-    model, _ = backdoored
+def test_fine_prune_keeps_its_channels_off(backdoored_badnets, digits):
+    model, _ = backdoored_badnets
     repaired = repair.fine_prune(model, digits.x_train[:100], digits.y_train[:100], seed=0, epochs=2)
     assert repaired.pruned_channels == int((repaired.channel_mask == 0).sum()) > 0
     assert model.channel_mask.min() == 1
 
 
-def test_distill_trains_a_fresh_student_and_checks_its_size(backdoored, digits):
-    model, attack = backdoored
+def test_distill_trains_a_fresh_student_and_checks_its_size(backdoored_badnets, digits):
+    model, attack = backdoored_badnets
     x, y = digits.x_train[:100], digits.y_train[:100]
     student = repair.distill(model, x, y, seed=0)
     assert metrics.attack_success_rate(student, digits, attack) < 0.2
@@ -121,14 +110,14 @@ def test_distill_trains_a_fresh_student_and_checks_its_size(backdoored, digits):
     assert not torch.equal(fresh.head.weight, model.head.weight)
 
 
-def test_nad_checks_its_betas(backdoored, digits):
-    model, _ = backdoored
+def test_nad_checks_its_betas(backdoored_badnets, digits):
+    model, _ = backdoored_badnets
     with pytest.raises(ValueError, match="one beta per block"):
         repair.nad(model, digits.x_train[:8], digits.y_train[:8], betas=(1.0,))
 
 
-def test_defenses_reject_bad_input(backdoored, digits):
-    model, _ = backdoored
+def test_defenses_reject_bad_input(backdoored_badnets, digits):
+    model, _ = backdoored_badnets
     with pytest.raises(ValueError, match="shape"):
         repair.fine_tune(model, digits.x_train[:8], digits.y_train[:7])
     with pytest.raises(TypeError, match="CourseModel"):
@@ -137,11 +126,11 @@ def test_defenses_reject_bad_input(backdoored, digits):
         repair.fine_tune(model, digits.x_train[:8], digits.y_train[:8], epochs=0)
 
 
-def test_budget_sweep_and_summarize(backdoored, digits):
+def test_budget_sweep_and_summarize(backdoored_badnets, digits):
     def identity(model, x, y, *, seed=0):
         return copy.deepcopy(model)
 
-    model, attack = backdoored
+    model, attack = backdoored_badnets
     rows = repair.budget_sweep(digits, attack, {"none": identity}, fractions=(0.05,), seeds=(0,), models={0: model},
                                progress=False, robust_n=20)
     assert len(rows) == 1 and set(rows[0]) == {"method", "fraction", "seed", "seconds", "ca", "asr", "robust"}

@@ -2,19 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import checks, fit, make_attack, make_model, metrics, robust
+from course_utils import checks, make_model, metrics, robust
 from course_utils.checks.robustness import tiny_model
-
-
-@pytest.fixture(scope="module")
-def backdoored(digits):
-    """A small CNN with a BadNets backdoor, trained on the test slice of the digits (no cache)."""
-    attack = make_attack("badnets")
-    poisoned = attack.poison(digits.x_train[:1200], digits.y_train[:1200], 0.1, seed=0)
-    model = make_model("small-cnn", seed=0)
-    fit(model, poisoned.x, poisoned.y, epochs=3, progress=False)
-    assert metrics.attack_success_rate(model, digits, attack) > 0.8
-    return model, attack
 
 
 @pytest.fixture
@@ -89,16 +78,16 @@ def test_bad_inputs(batch):
                                     epochs=0)
 
 
-def test_robust_accuracy_falls_with_eps(backdoored, digits):
-    model, _ = backdoored
+def test_robust_accuracy_falls_with_eps(backdoored_badnets, digits):
+    model, _ = backdoored_badnets
     x, y = digits.x_test[:100], digits.y_test[:100]
     accs = [robust.robust_accuracy(model, x, y, eps=e, steps=5) for e in (0.0, 0.05, 0.15)]
     assert accs[0] == pytest.approx(metrics.accuracy(model, x, y))
     assert accs[0] > accs[1] > accs[2]
 
 
-def test_evaluate_returns_the_three_numbers(backdoored, digits):
-    model, attack = backdoored
+def test_evaluate_returns_the_three_numbers(backdoored_badnets, digits):
+    model, attack = backdoored_badnets
     out = robust.evaluate(model, digits, attack, robust_n=50)
     assert set(out) == {"ca", "asr", "robust"} and all(0 <= v <= 1 for v in out.values())
     assert out["asr"] > 0.8
@@ -124,8 +113,8 @@ def test_adversarial_training_makes_a_model_more_robust(digits):
     assert robust.robust_accuracy(hardened, xt, yt, eps=0.15, steps=5) > robust_plain + 0.05
 
 
-def test_universal_perturbation_respects_its_radius(backdoored, digits):
-    model, _ = backdoored
+def test_universal_perturbation_respects_its_radius(backdoored_badnets, digits):
+    model, _ = backdoored_badnets
     delta = robust.universal_perturbation(model, digits.x_train[:100], radius=2.0, steps=3)
     assert delta.shape == (1, 1, 28, 28) and delta.norm() <= 2.0 + 1e-4
     assert not model.training
@@ -136,8 +125,8 @@ def test_universal_perturbation_respects_its_radius(backdoored, digits):
 
 
 @pytest.mark.parametrize("defense", [robust.pgd_at, robust.i_bau])
-def test_robust_defenses_keep_the_interface(backdoored, digits, defense):
-    model, _ = backdoored
+def test_robust_defenses_keep_the_interface(backdoored_badnets, digits, defense):
+    model, _ = backdoored_badnets
     before = {k: v.clone() for k, v in model.state_dict().items()}
     repaired = defense(model, digits.x_train[:64], digits.y_train[:64], seed=0, **(
         {"epochs": 1} if defense is robust.pgd_at else {"rounds": 1, "inner_steps": 2, "outer_epochs": 1}))
@@ -149,8 +138,8 @@ def test_robust_defenses_keep_the_interface(backdoored, digits, defense):
                                                                     else {"rounds": 0}))
 
 
-def test_i_bau_removes_the_backdoor(backdoored, digits):
-    model, attack = backdoored
+def test_i_bau_removes_the_backdoor(backdoored_badnets, digits):
+    model, attack = backdoored_badnets
     repaired = robust.i_bau(model, digits.x_train[:200], digits.y_train[:200], seed=0)
     assert repaired.perturbations.shape == (5, 1, 28, 28)
     assert metrics.attack_success_rate(repaired, digits, attack) < 0.3
