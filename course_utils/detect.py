@@ -292,12 +292,17 @@ def activation_clustering_scores(model: nn.Module, x: torch.Tensor, y: torch.Ten
     """
     if rule not in ("silhouette", "size"):
         raise ValueError(f"rule must be 'silhouette' or 'size', got {rule!r}")
+    return _per_class_scores(model, x, y, layer, features, 4, lambda f: _ac_class(f, rule, n_components, seed))
+
+
+def _per_class_scores(model, x, y, layer, features, min_size: int, score_class) -> torch.Tensor:
+    """(N,) scores: `score_class(features of one class)` for every class with at least `min_size` samples, else 0."""
     feats, groups = _per_class_features(model, x, y, layer, features)
     scores = torch.zeros(len(x))
     with one_thread():
         for idx in groups:
-            if len(idx) >= 4:
-                scores[idx] = _ac_class(feats[idx], rule, n_components, seed)
+            if len(idx) >= min_size:
+                scores[idx] = score_class(feats[idx])
     return scores
 
 
@@ -334,13 +339,7 @@ def spectral_signature_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor
     """
     if normalize not in (None, "median", "mad"):
         raise ValueError(f"normalize must be None, 'median' or 'mad', got {normalize!r}")
-    feats, groups = _per_class_features(model, x, y, layer, features)
-    scores = torch.zeros(len(x))
-    with one_thread():
-        for idx in groups:
-            if len(idx) >= 3:
-                scores[idx] = _ss_class(feats[idx], normalize)
-    return scores
+    return _per_class_scores(model, x, y, layer, features, 3, lambda f: _ss_class(f, normalize))
 
 
 def _ss_class(feats: torch.Tensor, normalize: str | None) -> torch.Tensor:

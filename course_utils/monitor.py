@@ -163,13 +163,22 @@ def drift_threshold(clean_preds: torch.Tensor, num_classes: int = 10, *, rate: f
     preds = torch.as_tensor(clean_preds).long()
     if preds.ndim != 1 or len(preds) < 2:
         raise ValueError("clean_preds must be a 1-D tensor of at least two predicted classes")
+    def statistic(stream, boot):
+        baseline = torch.bincount(boot, minlength=num_classes).double() / len(boot)
+        return prediction_drift_statistic(stream, baseline, slack)
+
+    return _bootstrap_threshold(preds, statistic, rate, length, streams, seed)
+
+
+def _bootstrap_threshold(clean: torch.Tensor, statistic, rate: float, length: int, streams: int, seed: int) -> float:
+    """The (1 - rate) quantile of statistic(stream, boot) over `streams` pairs drawn from `clean`: a bootstrap
+    resample `boot` (the baseline the monitor would estimate) and a stream of `length` clean values."""
     g = torch.Generator().manual_seed(seed)
     maxima = []
     for _ in range(streams):
-        boot = preds[torch.randint(len(preds), (len(preds),), generator=g)]
-        baseline = torch.bincount(boot, minlength=num_classes).double() / len(boot)
-        stream = preds[torch.randint(len(preds), (length,), generator=g)]
-        maxima.append(prediction_drift_statistic(stream, baseline, slack))
+        boot = clean[torch.randint(len(clean), (len(clean),), generator=g)]
+        stream = clean[torch.randint(len(clean), (length,), generator=g)]
+        maxima.append(statistic(stream, boot))
     return threshold_for_false_alarms(maxima, rate)
 
 
@@ -180,13 +189,8 @@ def score_threshold(clean_scores, *, rate: float = 0.05, length: int = 1000, str
     clean = torch.as_tensor(np.asarray(clean_scores, dtype=np.float64))
     if clean.ndim != 1 or len(clean) < 2:
         raise ValueError("clean_scores must be 1-D with at least two scores")
-    g = torch.Generator().manual_seed(seed)
-    maxima = []
-    for _ in range(streams):
-        boot = clean[torch.randint(len(clean), (len(clean),), generator=g)]
-        stream = clean[torch.randint(len(clean), (length,), generator=g)]
-        maxima.append(score_statistic(stream.numpy(), boot.numpy(), slack))
-    return threshold_for_false_alarms(maxima, rate)
+    return _bootstrap_threshold(clean, lambda stream, boot: score_statistic(stream.numpy(), boot.numpy(), slack),
+                                rate, length, streams, seed)
 
 
 def alarm_summary(stream: Stream, statistic: np.ndarray, threshold: float) -> dict:
