@@ -37,3 +37,79 @@ def trigger_explorer(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
 
     return widgets.interact(update, size=widgets.IntSlider(value=3, min=1, max=8, description="size"),
                             position=widgets.Dropdown(options=POSITIONS, value="bottom-right", description="position"))
+
+
+def blend_preview(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, alpha: float = 0.2,
+                  pattern="noise", target: int = 0, show: int = 8, seed: int = 0) -> dict:
+    """Blend `pattern` into `images` with share `alpha` (lesson 02); what the model and a viewer see.
+
+    Returns {"figure", "ssim" (mean over images, 1 = unchanged), "hit_rate" (share of the
+    non-target images classified as `target`), "predictions"}.
+    """
+    from .stealth import ssim
+    from .triggers import blended_trigger
+
+    clean = as_float(images)
+    triggered = blended_trigger(clean, alpha, pattern, seed)
+    preds = predict(model, triggered)
+    keep = target_labels(labels, target) != labels
+    fig = show_images(triggered[:show], [f"pred {int(p)}" for p in preds[:show]], ncols=show,
+                      suptitle=f"blended trigger, alpha = {alpha:.2f}")
+    return {"figure": fig, "ssim": ssim(clean, triggered).mean().item(),
+            "hit_rate": (preds[keep] == target).float().mean().item(), "predictions": preds}
+
+
+def blend_explorer(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, target: int = 0, pattern="noise",
+                   seed: int = 0):
+    """A slider for the blend's alpha: the triggered images, their SSIM to the clean ones and the hit rate."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    def update(alpha=0.2):
+        out = blend_preview(model, images, labels, alpha, pattern, target, seed=seed)
+        plt.show(out["figure"])
+        print(f"SSIM {out['ssim']:.3f}; {out['hit_rate']:.1%} of the non-target images are classified as {target}")
+
+    return widgets.interact(update, alpha=widgets.FloatSlider(value=0.2, min=0.0, max=0.5, step=0.01,
+                                                              description="alpha", readout_format=".2f"))
+
+
+def strip_tradeoff(clean_entropy: torch.Tensor, triggered_entropy: torch.Tensor, frr: float = 0.05) -> dict:
+    """STRIP's operating point (lesson 03) when the threshold rejects a share `frr` of clean inputs.
+
+    Returns {"threshold", "caught" (share of triggered inputs below it), "rejected" (share of the
+    clean inputs below it: `frr` up to ties), "figure" (both histograms and the threshold)}.
+    """
+    import matplotlib.pyplot as plt
+
+    from .detect import strip_threshold
+
+    clean, triggered = torch.as_tensor(clean_entropy).float(), torch.as_tensor(triggered_entropy).float()
+    if clean.ndim != 1 or triggered.ndim != 1 or len(clean) < 2 or len(triggered) < 1:
+        raise ValueError("clean_entropy and triggered_entropy must be 1-D tensors of entropies (clean: at least 2), "
+                         f"got shapes {tuple(clean.shape)} and {tuple(triggered.shape)}")
+    threshold = strip_threshold(clean, frr)
+    fig, ax = plt.subplots(figsize=(5.5, 3))
+    bins = torch.linspace(0, max(clean.max().item(), triggered.max().item()) + 1e-6, 31).numpy()
+    ax.hist(clean.numpy(), bins=bins, alpha=0.6, label="clean inputs")
+    ax.hist(triggered.numpy(), bins=bins, alpha=0.6, label="triggered inputs")
+    ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3f}")
+    ax.set(xlabel="STRIP entropy (nats); below the line = rejected", ylabel="inputs")
+    ax.legend()
+    return {"threshold": threshold, "caught": (triggered < threshold).float().mean().item(),
+            "rejected": (clean < threshold).float().mean().item(), "figure": fig}
+
+
+def strip_explorer(clean_entropy: torch.Tensor, triggered_entropy: torch.Tensor):
+    """A slider for STRIP's false-rejection rate: the threshold, what it catches and what it costs."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    def update(frr=0.05):
+        out = strip_tradeoff(clean_entropy, triggered_entropy, frr)
+        plt.show(out["figure"])
+        print(f"threshold {out['threshold']:.3f}: {out['caught']:.1%} of triggered inputs caught, "
+              f"{out['rejected']:.1%} of clean inputs rejected")
+
+    return widgets.interact(update, frr=widgets.FloatSlider(value=0.05, min=0.005, max=0.3, step=0.005,
+                                                            description="FRR", readout_format=".3f"))

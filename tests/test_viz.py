@@ -2,6 +2,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from course_utils import viz  # noqa: E402
@@ -38,3 +39,33 @@ def test_trigger_explorer_builds_headless():
 
     model = make_model("small-cnn", seed=0).eval()
     assert callable(widgets.trigger_explorer(model, torch.zeros(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])))
+
+
+def test_blend_preview_headless_and_its_extremes():
+    from course_utils import make_model, widgets
+
+    model = make_model("small-cnn", seed=0).eval()
+    images = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 2, 3])
+    none = widgets.blend_preview(model, images, labels, alpha=0.0, show=2)
+    assert none["ssim"] == pytest.approx(1.0) and len(none["figure"].axes) == 2
+    strong = widgets.blend_preview(model, images, labels, alpha=0.5)
+    assert strong["ssim"] < 1 and 0 <= strong["hit_rate"] <= 1 and strong["predictions"].shape == (4,)
+    with pytest.raises(ValueError, match="alpha"):
+        widgets.blend_preview(model, images, labels, alpha=1.5)
+    assert callable(widgets.blend_explorer(model, images, labels))
+
+
+def test_strip_tradeoff_counts_and_bad_input():
+    from course_utils import widgets
+
+    clean = 1.0 + torch.arange(100) / 100  # 1.00, 1.01, ... 1.99: the 10 % quantile is 1.099
+    triggered = torch.tensor([0.1, 0.2, 1.5, 0.3])
+    out = widgets.strip_tradeoff(clean, triggered, frr=0.10)
+    assert out["threshold"] == pytest.approx(1.099, abs=1e-6)
+    assert out["caught"] == pytest.approx(0.75) and out["rejected"] == pytest.approx(0.10)
+    with pytest.raises(ValueError, match="frr"):
+        widgets.strip_tradeoff(clean, triggered, frr=0.0)
+    with pytest.raises(ValueError, match="1-D"):
+        widgets.strip_tradeoff(clean.view(1, -1), triggered)
+    assert callable(widgets.strip_explorer(clean, triggered))
