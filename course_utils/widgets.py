@@ -12,6 +12,12 @@ from .triggers import POSITIONS, patch_trigger
 from .viz import show_images
 
 
+def hit_rate(preds: torch.Tensor, labels: torch.Tensor, target: int = 0) -> float:
+    """Share of the images whose true label is not `target` that are predicted as `target`."""
+    keep = target_labels(labels, target) != labels
+    return (preds[keep] == target).float().mean().item()
+
+
 def trigger_preview(model: nn.Module, images: torch.Tensor, size: int = 3, position: str = "bottom-right",
                     show: int = 8):
     """Stamp a patch of `size` at `position` on `images`; return (figure of the first `show`, predictions)."""
@@ -27,13 +33,10 @@ def trigger_explorer(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
-    keep = target_labels(labels, target) != labels
-
     def update(size=3, position="bottom-right"):
         fig, preds = trigger_preview(model, images, size, position)
         plt.show(fig)
-        hits = (preds[keep] == target).float().mean().item()
-        print(f"{hits:.1%} of the non-target images are classified as {target}")
+        print(f"{hit_rate(preds, labels, target):.1%} of the non-target images are classified as {target}")
 
     return widgets.interact(update, size=widgets.IntSlider(value=3, min=1, max=8, description="size"),
                             position=widgets.Dropdown(options=POSITIONS, value="bottom-right", description="position"))
@@ -52,11 +55,10 @@ def blend_preview(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     clean = as_float(images)
     triggered = blended_trigger(clean, alpha, pattern, seed)
     preds = predict(model, triggered)
-    keep = target_labels(labels, target) != labels
     fig = show_images(triggered[:show], [f"pred {int(p)}" for p in preds[:show]], ncols=show,
                       suptitle=f"blended trigger, alpha = {alpha:.2f}")
     return {"figure": fig, "ssim": ssim(clean, triggered).mean().item(),
-            "hit_rate": (preds[keep] == target).float().mean().item(), "predictions": preds}
+            "hit_rate": hit_rate(preds, labels, target), "predictions": preds}
 
 
 def blend_explorer(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, target: int = 0, pattern="noise",

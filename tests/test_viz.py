@@ -69,3 +69,11 @@ def test_strip_tradeoff_counts_and_bad_input():
     with pytest.raises(ValueError, match="1-D"):
         widgets.strip_tradeoff(clean.view(1, -1), triggered)
     assert callable(widgets.strip_explorer(clean, triggered))
+
+
+def test_hit_rate_ignores_the_target_class():
+    from course_utils import widgets
+
+    labels = torch.tensor([0, 1, 2, 3, 0])
+    preds = torch.tensor([0, 0, 2, 0, 1])  # of labels 1, 2, 3: two sent to 0
+    assert widgets.hit_rate(preds, labels, target=0) == pytest.approx(2 / 3)
