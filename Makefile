@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # make test runs every notebook from a cold model cache of its own, so timings are honest.
 TEST_CACHE := $(CURDIR)/.cache/test
 
-.PHONY: lab test unit student lint bench release grade clean-cache constraints
+.PHONY: lab test unit student lint bench release grade clean-cache constraints nbgrader otter site
 
 # constraints.txt pins the versions CI tested (Binder uses it too); torch_index.py picks the CPU-only
 # torch on a Linux machine without an NVIDIA GPU when PyTorch's CPU index answers, and says which it used.
@@ -55,3 +55,16 @@ TIMEOUT ?= 900
 grade: $(VENV)/installed  ## score a notebook or a folder: make grade SUBMISSIONS=path [TIMEOUT=900]
 	$(if $(SUBMISSIONS),,$(error give the notebook or folder to grade: make grade SUBMISSIONS=path/to/submissions))
 	$(PY) -m course_tools.grade $(SUBMISSIONS) --timeout $(TIMEOUT) --json $(or $(GRADES),grades.json)
+
+# The field's grading and publishing tools (see INSTRUCTORS.md). The venv's bin goes on PATH because
+# nbgrader calls `alembic` by name when it creates its gradebook.
+LESSONS ?=
+nbgrader: $(VENV)/installed  ## nbgrader course folder from solutions/ -> nbgrader-course/ (LESSONS="01 02")
+	$(PY) -m course_tools.nbgrader --out nbgrader-course $(if $(LESSONS),--lessons $(LESSONS))
+	@echo 'next: cd nbgrader-course && PATH=$(CURDIR)/$(VENV)/bin:$$PATH nbgrader generate_assignment lesson01'
+
+otter: $(VENV)/installed  ## otter-grader master notebooks -> otter/lessonNN/ (LESSONS="01")
+	$(PY) -m course_tools.otter --out otter $(if $(LESSONS),--lessons $(LESSONS))
+
+site: $(VENV)/installed  ## the course website (Jupyter Book, lessons executed here) -> build/site/_build/html
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m course_tools.site --out build/site $(if $(LESSONS),--lessons $(LESSONS))

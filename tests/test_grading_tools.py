@@ -1,0 +1,108 @@
+"""The course with the field's grading and publishing tools: nbgrader, otter-grader, Jupyter Book.
+
+The round trips run the real tools on lesson 01 (nbgrader, otter) and lesson 00 (the site): the
+solutions notebook must score full marks and the student copy zero on the autograded parts.
+They execute notebooks, so they take minutes (warm model cache: about one minute each).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_tools import nbgrader as nbg
+from course_tools import otter, site
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+LESSON = ROOT / "solutions" / "01_badnets_poisoning.ipynb"
+
+
+def _env():
+    # nbgrader runs `alembic` by name when it creates its gradebook: without the venv's bin on PATH the
+    # first `generate_assignment` in a new course folder fails (and a second one, finding the db, works).
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _run(args, cwd, timeout=1500):
+    result = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(map(str, args))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def test_nbgrader_metadata():
+    nb = nbg.nbgrader_notebook(nbformat.read(LESSON, as_version=4))
+    meta = [c.metadata["nbgrader"] for c in nb.cells if "nbgrader" in c.metadata]
+    tests = [m for m in meta if m["grade"] and not m["solution"]]
+    assert tests and all(m["points"] == 1 for m in tests)
+    assert len({m["grade_id"] for m in meta}) == len(meta), "grade_ids must be unique"
+    checks = [c.source for c in nb.cells if "cu.checks.check_" in c.source]
+    assert all("assert passed" in s for s in checks), "an unfinished exercise must fail nbgrader's test"
+    with pytest.raises(ValueError, match="no lesson"):
+        nbg.export(Path("/nonexistent"), ["42"])
+
+
+def test_nbgrader_round_trip(tmp_path):
+    course = tmp_path / "course"
+    (source,) = nbg.export(course, ["01"])
+    _run([BIN / "nbgrader", "generate_assignment", "lesson01"], course)  # first try in a new folder
+    release = course / "release" / "lesson01" / source.name
+    for student, notebook in {"solver": source, "learner": release}.items():
+        folder = course / "submitted" / student / "lesson01"
+        folder.mkdir(parents=True)
+        shutil.copy(notebook, folder / source.name)
+    _run([BIN / "nbgrader", "autograde", "lesson01", "--create"], course)
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        solved = gradebook.find_submission("lesson01", "solver")
+        unsolved = gradebook.find_submission("lesson01", "learner")
+        assert solved.max_code_score > 0
+        assert solved.code_score == solved.max_code_score
+        assert unsolved.code_score == 0
+
+
+def test_otter_round_trip(tmp_path):
+    (master,) = otter.export(tmp_path / "otter", ["01"])
+    dist = master.parent / "dist"
+    _run([BIN / "otter", "assign", master, dist], master.parent)
+    (autograder,) = (dist / "autograder").glob("*.zip")
+    scores = {}
+    for name, notebook in {"solved": dist / "autograder" / master.name, "unsolved": dist / "student" / master.name}.items():
+        out = tmp_path / name
+        out.mkdir()
+        shutil.copy(notebook, out / master.name)
+        _run([BIN / "otter", "run", "-a", autograder, "-o", out, out / master.name], out)
+        results = json.loads((out / "results.json").read_text())
+        tests = results["test_case_results"] if "test_case_results" in results else results["tests"]
+        scores[name] = results
+        assert tests
+    solved, unsolved = (_score(scores["solved"]), _score(scores["unsolved"]))
+    assert solved[0] == solved[1] > 0, f"solutions scored {solved}"
+    assert unsolved[0] == 0, f"an unsolved notebook scored {unsolved}"
+
+
+def _score(results: dict) -> tuple[float, float]:
+    """(points earned, points possible) of the auto-graded questions in otter's results.json."""
+    earned = possible = 0.0
+    for test in results.get("tests", []):
+        possible += test.get("max_score", 0) or 0
+        earned += test.get("score", 0) or 0
+    return earned, possible
+
+
+def test_site_builds_one_lesson(tmp_path):
+    index = site.build(tmp_path / "site", ["00"], timeout=900)
+    html = index.parent
+    assert index.exists()
+    lesson = html / "notebooks" / "00_setup_and_threat_models.html"
+    assert lesson.exists() and (html / "glossary.html").exists()
+    text = lesson.read_text()
+    assert "colab.research.google.com" in text and "mybinder.org" in text, "launch buttons are missing"
+    home = index.read_text()
+    assert "notebooks/00_setup_and_threat_models.html" in home and "glossary.html" in home
