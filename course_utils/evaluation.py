@@ -1,9 +1,11 @@
 """Evaluating defenses: the attack x defense matrix over seeds, and what each defense costs at inference.
 
 The matrix follows BackdoorBench (Wu et al., NeurIPS 2022): every attack against every
-defense, several seeds, clean accuracy (CA), attack success rate (ASR), robust accuracy
-(RA: triggered inputs, true labels) and the defense effectiveness rating (DER), each
-with its spread over seeds. A baseline and three families of defense:
+defense, several seeds, clean accuracy (CA), attack success rate (ASR) and robust accuracy
+(RA: triggered inputs, true labels), plus the defense effectiveness rating (DER, from Zhu
+et al., FT-SAM, ICCV 2023; its ceiling depends on the ASR before the defense, so compare DER
+within an attack, not across attacks), each with its spread over seeds. A baseline and
+three families of defense:
 
 - "none": the backdoored model as it is (the baseline every DER compares with);
 - data-level filters (lesson 03), registered in `FILTERS`: each is a `DataFilter` with

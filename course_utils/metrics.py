@@ -130,13 +130,6 @@ def summarize(values: Sequence[float], confidence: float = 0.95) -> dict:
     return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "n": len(values)}
 
 
-def format_mean_ci(values: Sequence[float], percent: bool = True, confidence: float = 0.95) -> str:
-    """'97.9 % [96.1, 99.7]' style text: the mean and its confidence interval."""
-    s = summarize(values, confidence)
-    scale, unit = (100, " %") if percent else (1, "")
-    return f"{s['mean'] * scale:.1f}{unit} [{s['ci_low'] * scale:.1f}, {s['ci_high'] * scale:.1f}]"
-
-
 # ---------------------------------------------------------------- one evaluation, one sweep runner
 @dataclass(frozen=True)
 class Scores:

@@ -8,7 +8,7 @@ the same signature, so lesson 06 and the benchmark can loop over `REPAIRS`:
 
 x_clean: images (N, C, H, W), uint8 or float in [0, 1]; y_clean: int64 labels (N,). The input
 model is never changed; the repaired copy comes back in eval mode. All of them train with
-`train.fit` (the course's one training loop) with the repair recipe below; they differ only
+`train.fit` (the course's one training loop) with the profile's repair recipe; they differ only
 in the loss. Defaults follow the papers, scaled to the CPU profile (a few seconds on 200 digits);
 each docstring says where the method follows its paper and where not.
 """
@@ -31,17 +31,18 @@ from .robust import _check_batch, check_eps, check_steps, pgd_loss
 from .runtime import get_profile
 from .train import cross_entropy, fit, predict_logits, shift_augment, train_model
 
-# How every repair trains: Adam with a cosine decay, small batches, random shifts of up to 2
-# pixels (digits: no flips). One recipe, so the repairs differ only in their loss.
-REPAIR_RECIPE = {"optimizer": "adam", "schedule": "cosine"}
-
 
 def _fit_repair(model: nn.Module, x, y, loss: Callable, *, epochs: int, lr: float, batch_size: int, seed: int,
-                shift: int, progress: bool = False, desc: str = "repair") -> nn.Module:
-    """`fit` with the repair recipe, on the model's own device."""
+                shift: int = 0, progress: bool = False, desc: str = "repair") -> nn.Module:
+    """`fit` with the profile's repair recipe (optimizer and schedule), on the model's own device.
+
+    One recipe, so the repairs differ only in their loss. shift: random shifts of up to this
+    many pixels as augmentation (digits: no flips), 0 for none.
+    """
+    profile = get_profile()
     return fit(model, x, y, loss=loss, augment=shift_augment(shift) or "none", epochs=epochs, lr=lr,
                batch_size=batch_size, seed=seed, device=next(model.parameters()).device, progress=progress,
-               desc=desc, **REPAIR_RECIPE)
+               desc=desc, optimizer=profile.repair_optimizer, schedule=profile.repair_schedule)
 
 
 def clean_subset(data: ImageData, fraction: float = 0.05, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -295,9 +296,8 @@ def adversarial_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, 
     eps, steps = check_eps(eps), check_steps(steps)
     step = 2.5 * eps / steps if step is None else check_eps(step, "step")
     loss = pgd_loss(eps, step, steps, random_start, seed) if eps > 0 else cross_entropy
-    return fit(model, x, y, loss=loss, augment="none", epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-               device=next(model.parameters()).device, progress=progress,
-               desc=f"PGD training (eps={eps:g}, {steps} steps)", **REPAIR_RECIPE)
+    return _fit_repair(model, x, y, loss, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=progress,
+                       desc=f"PGD training (eps={eps:g}, {steps} steps)")
 
 
 def pgd_at(model: nn.Module, x_clean: torch.Tensor, y_clean: torch.Tensor, *, seed: int = 0, eps: float | None = None,

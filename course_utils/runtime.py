@@ -36,6 +36,10 @@ class Profile:
     schedule: str = "one-cycle"
     augment: str = "none"
     madry_eps: float = 0.3  # Madry et al.'s L-inf radius for this data (MNIST 0.3, CIFAR-10 8/255)
+    # The recipe of the repairs and of adversarial training (`course_utils.repair`): short runs
+    # on a small clean set, where Adam with a cosine decay is stable without tuning.
+    repair_optimizer: str = "adam"
+    repair_schedule: str = "cosine"
 
 
 PROFILES = {
