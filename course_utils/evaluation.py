@@ -32,12 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import detect
 from .cache import cache_dir, config_key, load_or_train, training_config
 from .data import ImageData, as_float
-from .metrics import der, evaluate, summarize
+from .metrics import der, evaluate, summarize, sweep
 from .models import make_model
 from .poison import BackdoorAttack, make_attack
 from .repair import REPAIRS, clean_subset
@@ -229,13 +228,17 @@ def attack_defense_matrix(data: ImageData, attacks: Sequence[str], defenses: Seq
         raise ValueError("give at least one attack, one defense and one seed")
     for name in attacks:
         make_attack(name)  # a clear error for an unknown attack, before any training
-    cells = [(a, s, d) for a in attacks for s in seeds for d in plan[a]]
-    rows = []
-    for attack_name, seed, defense in tqdm(cells, desc="attack x defense", disable=not progress):
-        model, accept, info = defended(data, attack_name, defense, seed, poison_rate=poison_rate, epochs=epochs,
+
+    def run(attack: str, seed: int, defense: str) -> dict:
+        model, accept, info = defended(data, attack, defense, seed, poison_rate=poison_rate, epochs=epochs,
                                        clean_fraction=clean_fraction, defense_kwargs=defense_kwargs)
-        scores = evaluate(model, data, make_attack(attack_name), accept=accept, n_test=n_test)
-        rows.append({"attack": attack_name, "defense": defense, "seed": seed, **scores.as_dict(), **info})
+        scores = evaluate(model, data, make_attack(attack), accept=accept, n_test=n_test)
+        return {"ca": scores.ca, "asr": scores.asr, "ra": scores.ra, **info}
+
+    rows = []
+    for attack in (a for a in attacks if plan[a]):
+        rows += sweep(run, {"attack": [attack], "seed": seeds, "defense": plan[attack]}, progress=progress,
+                      desc=f"{attack} x defenses")
     return rows
 
 

@@ -379,13 +379,15 @@ def adversarial_unlearning(model: nn.Module, x_clean: torch.Tensor, y_clean: tor
     As in the paper: the min-max of a universal perturbation against the model's weights, on
     the defender's clean set, a handful of rounds. Not I-BAU itself, which differs in three ways:
     - I-BAU updates the weights with the implicit hypergradient of the inner problem (a
-      fixed-point / conjugate-gradient approximation in its official code); here the two
-      steps simply alternate (an ordinary gradient step on the weights, perturbation fixed);
+      fixed-point approximation with K = 5 iterations in its official code; conjugate
+      gradient is the other option the paper discusses); here the two steps simply alternate
+      (an ordinary gradient step on the weights, perturbation fixed);
     - I-BAU trains against the current perturbation; here every image gets one of ALL the
       perturbations found so far, drawn at random, so a trigger unlearned in one round is not
       relearned in the next (a perturbation pool);
     - here the inner search adds Gaussian noise to smooth the loss (not in the paper), and the
-      radius is an L2 bound chosen for 28x28 digits, not the paper's.
+      radius (L2 norm 4) is chosen for 28x28 digits; the official code projects onto an L2
+      ball of radius 10 on 32x32 CIFAR-10 images and adds a small L2 penalty on the perturbation.
     """
     rounds = check_steps(rounds, "rounds")
     x_clean, y_clean = _check_batch(model, x_clean, y_clean)
