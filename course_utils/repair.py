@@ -335,11 +335,13 @@ def universal_perturbation(model: nn.Module, x: torch.Tensor, *, radius: float =
 
     Ascends the cross-entropy between model(clip(x + delta + noise)) and the model's predictions
     on x: normalised gradient steps of length `step` on random minibatches, projected onto the L2
-    ball. `noise` (std of Gaussian noise added to the inputs, fresh every step) smooths the loss:
-    on the course's digit models the input gradient on the black border is measured to be
-    (close to) zero, so without it the search rarely looks where a corner trigger sits. A
-    backdoor trigger is exactly such a perturbation, so this tends to rediscover it. The model is
-    used in eval mode.
+    ball. `noise` (std of Gaussian noise added to the inputs, fresh every step; a choice of this
+    course, not of I-BAU) smooths the loss around the clean images. Measured on the course's
+    small CNNs (clean and BadNets, seeds 0-2, 200 test digits): the input gradient on the
+    4-pixel black border is never exactly zero, but on average 2-3 times smaller than in the
+    centre, so plain ascent moves the border, where a corner trigger sits, slowly. A backdoor
+    trigger is exactly such a perturbation, so this tends to rediscover it. The model is used
+    in eval mode.
     """
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise ValueError(f"x must be a batch of images (N, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")

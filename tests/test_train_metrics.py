@@ -163,3 +163,21 @@ def test_robust_accuracy_counts_true_labels(digits):
     model = Truth(digits.y_test[keep]).eval()
     assert metrics.robust_accuracy(model, digits, atk) == 1.0
     assert metrics.attack_success_rate(model, digits, atk) == 0.0
+
+
+def test_training_config_is_the_cache_key_models_always_had(digits):
+    """One builder for every trained model's cache config; its keys are those train_model used
+    before the builder existed, so caches made earlier stay valid."""
+    from course_utils import cache, get_profile
+
+    atk = make_attack("badnets")
+    profile = get_profile()
+    config = cache.training_config(digits, model="small-cnn", attack=atk, poison_rate=0.1, seed=2, epochs=6,
+                                   version=train.CACHE_VERSION)
+    assert config == {"version": train.CACHE_VERSION, "data": digits.name, "n_train": len(digits.x_train),
+                      "model": "small-cnn", "attack": atk.config(), "poison_rate": 0.1, "seed": 2, "epochs": 6,
+                      "batch_size": profile.batch_size, "lr": profile.lr}
+    clean = cache.training_config(digits, model="small-cnn", poison_rate=0.1, seed=2, epochs=6, version=1)
+    assert clean["attack"] is None and clean["poison_rate"] == 0.0
+    repaired = cache.training_config(digits, model="small-cnn", seed=2, epochs=6, version=1, defense="nad")
+    assert repaired["defense"] == "nad" and cache.config_key(repaired) != cache.config_key(clean)
