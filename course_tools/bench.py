@@ -2,8 +2,9 @@
 
     python -m course_tools.bench [--seeds 0 1 2] [--skip-notebooks]      # or: make bench
 
-Writes results/bench-<profile>.json and results/bench-<profile>.md (the README links the
-latter) and checks the figures against the targets of COURSE_DESIGN.md section 4:
+Measures, then writes results/bench-<profile>.json and results/bench-<profile>.md (the README
+links the latter; `bench_report` renders them) with every figure checked against the targets
+in course_tools/targets.toml (`bench_targets`):
 
 - the attack x defense matrix of lesson 06 (`course_utils.evaluation.attack_defense_matrix`),
   mean and std over the seeds, plus the clean models it is compared with;
@@ -33,30 +34,19 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .bench_report import RESULTS, keep_earlier, to_markdown, write_report
+from .bench_targets import targets
 from .grade import environment
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "results"
 ATTACKS = ("badnets", "blended", "wanet", "clean-label")  # the matrix: lessons 01-02's attacks, 10 % poison
 DETECTION_ATTACKS = ("badnets", "blended", "wanet")  # the detectors at 5 % poison
 DETECTORS = ("strip", "activation-clustering", "spectral-signatures")
-REPAIRS = ("fine-pruning", "nad", "kd", "i-bau", "pgd-at")  # the repair target counts these
 NOTEBOOK_TIMEOUT = 1800  # seconds; a notebook past this is reported as timed out
 CACHE_ENV = "BACKDOOR_COURSE_CACHE"
 
 
-# ---------------------------------------------------------------- small pure helpers
-def _nan_to_none(value):
-    """JSON has no NaN: nan and inf become null, recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_nan_to_none(v) for v in value]
-    return value
-
-
+# ---------------------------------------------------------------- aggregation over seeds
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     from course_utils.metrics import mean_std
 
@@ -91,163 +81,7 @@ def detection_rows(per_seed: list[dict]) -> list[dict]:
     return out
 
 
-# ---------------------------------------------------------------- targets (COURSE_DESIGN.md section 4)
-def _row(report: dict, attack: str, defense: str) -> dict | None:
-    return next((r for r in report.get("rows", []) if r["attack"] == attack and r["defense"] == defense), None)
-
-
-def targets(report: dict) -> list[dict]:
-    """Each target of the design with this run's value: {"what", "target", "value", "met"} (met None: not measured)."""
-    out = []
-
-    def add(what: str, target: str, value, met):
-        out.append({"what": what, "target": target, "value": value, "met": met})
-
-    gpu = report.get("profile") == "gpu"
-    times = report.get("notebook_seconds", {})
-    if times:
-        cold = {name: t.get("cold") for name, t in times.items()}
-        slowest = max(cold, key=lambda n: cold[n] if cold[n] is not None else math.inf)
-        worst = cold[slowest]
-        add(f"one notebook, top to bottom, cold cache (slowest: {slowest})", "<= 180 s",
-            f"{worst:.0f} s" if worst is not None else "failed", worst is not None and worst <= 180)
-        total = sum(v for v in cold.values() if v is not None)
-        failed = any(v is None or t.get("errors") for v, t in zip(cold.values(), times.values()))
-        add("the whole course, each notebook cold (moonshot)", "<= 600 s", f"{total:.0f} s",
-            total <= 600 and not failed)
-    clean, badnets = _row(report, "clean", "none"), _row(report, "badnets", "none")
-    if clean:
-        full = "sample" not in str(report.get("data", "sample")) and not gpu
-        want = 0.91 if gpu else 0.985 if full else 0.94
-        add(f"clean model CA ({report.get('data')})", f">= {want:.1%}", f"{clean['ca_mean']:.1%}", clean["ca_mean"] >= want)
-    if badnets:
-        add("BadNets 10 %: ASR", ">= 95 %", f"{badnets['asr_mean']:.1%}", badnets["asr_mean"] >= 0.95)
-        if clean:
-            drop = clean["ca_mean"] - badnets["ca_mean"]
-            add("BadNets 10 %: CA drop vs clean", "<= 2 points", f"{100 * drop:.1f} points", drop <= 0.02)
-    for attack, want in (("blended", 0.90), ("wanet", 0.80)):
-        r = _row(report, attack, "none")
-        if r and not gpu:
-            add(f"{attack} 10 %: ASR", f">= {want:.0%}", f"{r['asr_mean']:.1%}", r["asr_mean"] >= want)
-    nc = report.get("neural_cleanse")
-    if nc and not gpu:
-        runs = nc["runs"]
-        scaled = "" if runs == 5 else f" (scaled to {runs} runs: >= {math.ceil(0.8 * runs)} / <= {math.floor(0.2 * runs)})"
-        add("Neural Cleanse flags the BadNets target", f">= 4 of 5{scaled}",
-            f"{nc['backdoored_flagged']} of {runs}", nc["backdoored_flagged"] >= math.ceil(0.8 * runs))
-        add("Neural Cleanse flags clean models", f"<= 1 of 5{scaled}",
-            f"{nc['clean_flagged']} of {runs}", nc["clean_flagged"] <= math.floor(0.2 * runs))
-    for r in report.get("detection", []):
-        if r["attack"] == "badnets" and not gpu:
-            add(f"{r['detector']} AUROC, BadNets 5 %", ">= 0.90", f"{r['auroc_mean']:.3f}", r["auroc_mean"] >= 0.90)
-    if badnets and not gpu:
-        good = [d for d in REPAIRS if (r := _row(report, "badnets", d)) is not None
-                and r["asr_mean"] <= 0.10 and badnets["ca_mean"] - r["ca_mean"] <= 0.05]
-        measured = [d for d in REPAIRS if _row(report, "badnets", d) is not None]
-        if measured:
-            add("repairs with BadNets ASR <= 10 % and CA drop <= 5 points (5 % clean data)", ">= 3 of "
-                + ", ".join(measured), f"{len(good)}: {', '.join(good) or 'none'}", len(good) >= 3)
-    hunt = report.get("trojan_hunt")
-    if hunt:
-        add(f"trojan hunt: reference detector AUROC over {hunt['models']} models", ">= 0.85 over >= 12 models",
-            f"{hunt['auroc']:.3f}", hunt["auroc"] >= 0.85 and hunt["models"] >= 12)
-    return out
-
-
 # ---------------------------------------------------------------- writing the report
-def _pm(mean, std, percent: bool = True) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "n/a"
-    scale = 100 if percent else 1
-    std = 0.0 if std is None or math.isnan(std) else std
-    return f"{mean * scale:.1f} ± {std * scale:.1f}" if percent else f"{mean:.3f} ± {std:.3f}"
-
-
-def to_markdown(report: dict) -> str:
-    """The human-readable report: environment, targets, notebook times, the matrix, the detectors."""
-    seeds = ", ".join(map(str, report.get("seeds", [])))
-    lines = [f"# Benchmark: `{report['profile']}` profile", "",
-             f"Generated by `make bench` on {report.get('created', '?')}: device {report.get('device')}, "
-             f"torch {report.get('torch')}, {report.get('cpu_count', '?')} CPU cores, data {report.get('data', '?')}. "
-             f"Seeds {seeds}; mean ± std over seeds; accuracies and ASR in %, DER in [0, 1]. Load average "
-             f"{report.get('load_average_start', '?')} at the start and {report.get('load_average_end', '?')} at the "
-             f"end (other work on the machine inflates every time below); whole bench "
-             f"{report.get('bench_seconds', 0):.0f} s.", ""]
-    if report.get("targets"):
-        lines += ["## Targets (COURSE_DESIGN.md section 4)", "", "| what | target | this run | met |", "|---|---|---|---|"]
-        mark = {True: "yes", False: "**no**", None: "n/a"}
-        lines += [f"| {t['what']} | {t['target']} | {t['value']} | {mark[t['met']]} |" for t in report["targets"]]
-        lines.append("")
-    if report.get("notebook_seconds"):
-        lines += ["## Notebooks, top to bottom in a fresh kernel", "",
-                  "| notebook | cold cache (s) | warm cache (s) | problems |", "|---|---:|---:|---|"]
-        for name, t in report["notebook_seconds"].items():
-            cold, warm = (f"{t[k]:.0f}" if t.get(k) is not None else "failed" for k in ("cold", "warm"))
-            lines.append(f"| {name} | {cold} | {warm} | {'; '.join(t.get('errors', [])) or ''} |")
-        lines.append("")
-    if report.get("rows"):
-        lines += ["## Attack x defense (10 % poison, 5 % clean data for the defender)", "",
-                  "| attack | defense | CA | ASR | RA | DER | defense cost (s) |", "|---|---|---:|---:|---:|---:|---:|"]
-        for r in report["rows"]:
-            lines.append(f"| {r['attack']} | {r['defense']} | {_pm(r['ca_mean'], r['ca_std'])} | "
-                         f"{_pm(r['asr_mean'], r['asr_std'])} | {_pm(r.get('ra_mean'), r.get('ra_std'))} | "
-                         f"{_pm(r.get('der_mean'), r.get('der_std'), percent=False)} | {r['seconds']:.1f} |")
-        lines.append("")
-    if report.get("detection"):
-        lines += ["## Detectors (5 % poison): AUROC", "", "| detector | attack | AUROC |", "|---|---|---:|"]
-        lines += [f"| {r['detector']} | {r['attack']} | {_pm(r['auroc_mean'], r['auroc_std'], percent=False)} |"
-                  for r in report["detection"]]
-        lines.append("")
-    nc = report.get("neural_cleanse")
-    if nc:
-        lines += ["## Neural Cleanse (anomaly index > 2)", "",
-                  f"Flags the BadNets target in {nc['backdoored_flagged']} of {nc['runs']} backdoored models "
-                  f"(seeds {', '.join(map(str, nc.get('seeds', [])))}) and flags some label in "
-                  f"{nc['clean_flagged']} of {nc['runs']} clean models.", ""]
-    hunt = report.get("trojan_hunt")
-    if hunt:
-        lines += ["## Trojan hunt (lesson 07)", "",
-                  f"The reference detector ({hunt['detector']}) scores {hunt['models']} zoo models "
-                  f"({hunt['trojaned']} trojaned, {hunt['clean']} clean): AUROC {hunt['auroc']:.3f}.", ""]
-    phases = [(name, report.get(f"{key}_seconds")) for name, key in
-              (("attack x defense matrix", "matrix"), ("detectors", "detection"), ("Neural Cleanse", "neural_cleanse"),
-               ("trojan hunt", "trojan_hunt"), ("notebooks (cold + warm)", "notebooks_total"))]
-    if any(sec is not None for _, sec in phases):
-        lines += ["## Where the bench's time went", "", "| phase | seconds |", "|---|---:|"]
-        lines += [f"| {name} | {sec:.0f} |" for name, sec in phases if sec is not None]
-        lines.append("")
-    if report.get("notes"):
-        lines += ["## Notes", "", *[f"- {n}" for n in report["notes"]], ""]
-    return "\n".join(lines)
-
-
-MATRIX_KEYS = ("rows", "matrix_per_seed", "detection", "detection_per_seed", "neural_cleanse", "trojan_hunt", "data", "matrix_seconds",
-               "detection_seconds", "neural_cleanse_seconds", "trojan_hunt_seconds")
-NOTEBOOK_KEYS = ("notebook_seconds", "notebooks_total_seconds")
-
-
-def keep_earlier(report: dict, earlier: dict | None, skipped: Sequence[str]) -> None:
-    """Fill the parts this run skipped ("rows": the matrix phases; "notebook_seconds") from an
-    `earlier` report (the JSON already in results/, read before this run wrote anything)."""
-    for part in skipped if earlier else ():
-        keys = MATRIX_KEYS if part == "rows" else NOTEBOOK_KEYS
-        if earlier.get(part):
-            report.update({k: earlier[k] for k in keys if k in earlier})
-            report.setdefault("notes", []).append(
-                f"{', '.join(k for k in keys if k in earlier)}: from the run of {earlier.get('created', '?')} "
-                "(skipped in this one)")
-
-
-def write_report(report: dict, out: Path = RESULTS) -> tuple[Path, Path]:
-    """Write bench-<profile>.json and bench-<profile>.md under `out`; returns both paths."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / f"bench-{report['profile']}.json", out / f"bench-{report['profile']}.md"
-    json_path.write_text(json.dumps(_nan_to_none(report), indent=1, allow_nan=False) + "\n")
-    md_path.write_text(to_markdown(report))
-    return json_path, md_path
-
-
 # ---------------------------------------------------------------- notebook timing
 def fresh_cache(base: Path | None = None) -> Path:
     """An empty model cache folder whose data/ points at the real cache's data (no re-download)."""
@@ -297,16 +131,22 @@ def time_notebooks(paths: Iterable[Path], timeout: float = NOTEBOOK_TIMEOUT, pro
 
 # ---------------------------------------------------------------- the measurements (course_utils does the work)
 def measure_clean(data, seeds: Sequence[int], epochs: int | None = None) -> dict:
-    """The clean models every attack is compared with: CA, and the BadNets trigger's 'ASR' on them."""
+    """The clean models every attack is compared with: CA, and the BadNets trigger's 'ASR' on them.
+
+    seconds: the time `train_model` took, which is the training time in the bench's fresh cache
+    (only a load if the cache already held the model).
+    """
     import course_utils as cu
 
     badnets = cu.make_attack("badnets")
     cas, asrs, seconds = [], [], []
     for seed in seeds:
+        start = time.perf_counter()
         model = cu.train_model(data, seed=seed, epochs=epochs, progress=False)
-        cas.append(cu.clean_accuracy(model, data))
-        asrs.append(cu.attack_success_rate(model, data, badnets))
-        seconds.append(getattr(model, "train_seconds", math.nan))  # nan when it came from the cache
+        seconds.append(time.perf_counter() - start)
+        scores = cu.metrics.evaluate(model, data, badnets)
+        cas.append(scores.ca)
+        asrs.append(scores.asr)
     return clean_row(cas, asrs, seconds)
 
 

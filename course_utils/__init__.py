@@ -10,7 +10,7 @@ import importlib
 
 from .cache import cache_dir, clear_cache, load_or_train
 from .data import DataUnavailableError, ImageData, as_float, load_data
-from .metrics import attack_success_rate, clean_accuracy, format_mean_std, mean_ci, mean_std
+from .metrics import attack_success_rate, clean_accuracy, evaluate, format_mean_std, mean_ci, mean_std
 from .models import CourseModel, make_model
 from .poison import BackdoorAttack, PoisonedData, make_attack, poison_dataset, target_labels
 from .runtime import environment_report, get_profile, seed_everything, try_device
@@ -19,7 +19,7 @@ from .triggers import patch_trigger
 
 __all__ = [
     "cache_dir", "clear_cache", "load_or_train", "DataUnavailableError", "ImageData", "as_float", "load_data",
-    "attack_success_rate", "clean_accuracy", "format_mean_std", "mean_ci", "mean_std", "CourseModel", "make_model",
+    "attack_success_rate", "clean_accuracy", "evaluate", "format_mean_std", "mean_ci", "mean_std", "CourseModel", "make_model",
     "BackdoorAttack", "PoisonedData", "make_attack", "poison_dataset", "target_labels", "environment_report",
     "get_profile", "seed_everything", "try_device", "accuracy", "embeddings", "fit", "predict", "predict_logits", "train_model",
     "patch_trigger",

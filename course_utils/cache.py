@@ -42,6 +42,24 @@ def config_key(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+def training_config(data, *, model: str, seed: int, epochs: int, version: int, attack=None,
+                    poison_rate: float = 0.0, **extra) -> dict:
+    """The one cache config of a trained model: everything that changes its weights.
+
+    data: an ImageData (its name and training-set size); model: the architecture's name;
+    attack: a BackdoorAttack or None (clean); version: the trainer's CACHE_VERSION; the
+    profile's batch size and learning rate are added. extra: what a defense adds (its name,
+    hyperparameters, ...). Pass the result to `load_or_train`.
+    """
+    from .runtime import get_profile
+
+    profile = get_profile()
+    return {"version": version, "data": data.name, "n_train": len(data.x_train), "model": model,
+            "attack": attack.config() if attack is not None else None,
+            "poison_rate": poison_rate if attack is not None else 0.0, "seed": seed, "epochs": epochs,
+            "batch_size": profile.batch_size, "lr": profile.lr, **extra}
+
+
 def load_or_train(config: dict, build: Callable[[], nn.Module], train: Callable[[nn.Module], None]) -> nn.Module:
     """The model for `config`: loaded from the cache if there, else `train(build())` and saved.
 

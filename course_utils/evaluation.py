@@ -1,20 +1,25 @@
 """Evaluating defenses: the attack x defense matrix over seeds, and what each defense costs at inference.
 
 The matrix follows BackdoorBench (Wu et al., NeurIPS 2022): every attack against every
-defense, several seeds, clean accuracy (CA), attack success rate (ASR), robust accuracy
-(RA: triggered inputs, true labels) and the defense effectiveness rating (DER), each
-with its spread over seeds. A baseline and three families of defense:
+defense, several seeds, clean accuracy (CA), attack success rate (ASR) and robust accuracy
+(RA: triggered inputs, true labels), plus the defense effectiveness rating (DER, from Zhu
+et al., FT-SAM, ICCV 2023; its ceiling depends on the ASR before the defense, so compare DER
+within an attack, not across attacks), each with its spread over seeds. A baseline and
+three families of defense:
 
 - "none": the backdoored model as it is (the baseline every DER compares with);
-- data-level filters (lesson 03): score every training sample with Activation Clustering
-  ("ac-filter", Chen et al., 2019) or Spectral Signatures ("ss-filter", Tran et al., 2018),
-  drop the most suspicious, and train again from scratch on what is left;
-- an input-level filter at inference (lesson 03): STRIP ("strip", Gao et al., 2019)
-  rejects inputs whose predictions stay confident under superimposition;
-- model repair (lessons 04-05): every function of `course_utils.repair.DEFENSES`.
+- data-level filters (lesson 03), registered in `FILTERS`: each is a `DataFilter` with
+  `scores(model, x, y)` (higher = more suspicious) and `remove(scores, y, assumed_rate)`
+  (the paper's own decision rule); the flagged samples are dropped and a model is trained
+  again from scratch on what is left;
+- input-level filters at inference (lesson 03), registered in `INPUT_FILTERS`: STRIP
+  ("strip", Gao et al., 2019) rejects inputs whose predictions stay confident under
+  superimposition;
+- model repair (lessons 04-05): every function of `course_utils.repair.REPAIRS`.
 
-Every trained, filtered or repaired model is cached by its full config (`load_or_train`),
-and so is how long it took to make, so a re-run costs only the evaluation.
+A new defense is one registry entry, not a new branch here. Every trained, filtered or
+repaired model is cached by its full config (`cache.training_config`), and so is how long it
+took to make, so a re-run costs only the evaluation (`metrics.evaluate`).
 """
 
 from __future__ import annotations
@@ -22,23 +27,23 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from .cache import cache_dir, config_key, load_or_train
+from . import detect
+from .cache import cache_dir, config_key, load_or_train, training_config
 from .data import ImageData, as_float
-from .metrics import der, summarize
+from .metrics import der, evaluate, summarize, sweep
 from .models import make_model
 from .poison import BackdoorAttack, make_attack
+from .repair import REPAIRS, clean_subset
 from .runtime import get_profile
 from .train import CACHE_VERSION, fit, predict, train_model
 
 MATRIX_VERSION = 1  # bump when a defense here changes, so old cached models are not reused
-FILTERS = ("ac-filter", "ss-filter")
-INPUT_FILTERS = ("strip",)
 
 
 # ---------------------------------------------------------------- caching with timings
@@ -64,11 +69,9 @@ def cached_model(config: dict, build: Callable[[], nn.Module], train: Callable[[
     return model, seconds, True
 
 
-def _base_config(data: ImageData, attack: BackdoorAttack, rate: float, seed: int, epochs: int) -> dict:
-    profile = get_profile()
-    return {"version": CACHE_VERSION, "matrix_version": MATRIX_VERSION, "data": data.name,
-            "n_train": len(data.x_train), "model": profile.model, "attack": attack.config(), "poison_rate": rate,
-            "seed": seed, "epochs": epochs, "batch_size": profile.batch_size, "lr": profile.lr}
+def _base_config(data: ImageData, attack: BackdoorAttack, rate: float, seed: int, epochs: int, **extra) -> dict:
+    return training_config(data, model=get_profile().model, attack=attack, poison_rate=rate, seed=seed, epochs=epochs,
+                           version=CACHE_VERSION, matrix_version=MATRIX_VERSION, **extra)
 
 
 def _fresh_model(data: ImageData, seed: int) -> Callable[[], nn.Module]:
@@ -76,24 +79,35 @@ def _fresh_model(data: ImageData, seed: int) -> Callable[[], nn.Module]:
 
 
 # ---------------------------------------------------------------- the defenses of the matrix
-def defense_names() -> list[str]:
-    """Every defense the matrix knows: "none", the data filters, STRIP, then `repair.DEFENSES` in order."""
-    from .repair import DEFENSES
+@dataclass(frozen=True)
+class DataFilter:
+    """A data-level defense: score every training sample, then remove some with a decision rule.
 
-    return ["none", *FILTERS, *INPUT_FILTERS, *DEFENSES]
-
-
-def _filter_removed(method: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, assumed_rate: float) -> torch.Tensor:
-    """Which training samples a data-level filter removes (bool (N,)), with each paper's own rule.
-
-    ac-filter: Activation Clustering's size rule, a cluster under 35 % of its class is poison.
-    ss-filter: Spectral Signatures removes 1.5 x the assumed poison rate of every class.
+    scores(model, x, y) -> float (N,), higher = more suspicious.
+    remove(scores, y, assumed_rate) -> bool (N,), True = removed (assumed_rate: the poison rate
+        the defender assumes, for rules that need it).
     """
-    from .detect import activation_clustering_scores, remove_above, remove_top_per_class, spectral_signature_scores
 
-    if method == "ac-filter":
-        return remove_above(activation_clustering_scores(model, x, y, rule="size"), 0.65)
-    return remove_top_per_class(spectral_signature_scores(model, x, y), y, min(1.0, 1.5 * assumed_rate))
+    scores: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+    remove: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+
+# Activation Clustering (Chen et al., 2019), with the paper's relative-size rule: a cluster
+# under 35 % of its class is poison (score = 1 - relative size, so remove above 0.65).
+# Spectral Signatures (Tran et al., 2018): remove 1.5 x the assumed poison rate of every class.
+FILTERS: dict[str, DataFilter] = {
+    "ac-filter": DataFilter(
+        scores=lambda model, x, y: detect.activation_clustering_scores(model, x, y, rule="size"),
+        remove=lambda scores, y, rate: detect.remove_above(scores, 0.65)),
+    "ss-filter": DataFilter(
+        scores=detect.spectral_signature_scores,
+        remove=lambda scores, y, rate: detect.remove_top_per_class(scores, y, min(1.0, 1.5 * rate))),
+}
+
+
+def defense_names() -> list[str]:
+    """Every defense the matrix knows: "none", the data filters, the input filters, then `repair.REPAIRS` in order."""
+    return ["none", *FILTERS, *INPUT_FILTERS, *REPAIRS]
 
 
 def filtered_model(data: ImageData, attack: BackdoorAttack, rate: float, seed: int, method: str, model: nn.Module,
@@ -102,18 +116,17 @@ def filtered_model(data: ImageData, attack: BackdoorAttack, rate: float, seed: i
 
     Returns (new model, seconds, cached, {"removed", "precision", "recall"}).
     """
-    from .detect import precision_recall
-
     if method not in FILTERS:
-        raise ValueError(f"Unknown data filter {method!r}; choose one of {FILTERS}")
-    config = {**_base_config(data, attack, rate, seed, epochs), "defense": method, "assumed_rate": rate}
+        raise ValueError(f"Unknown data filter {method!r}; choose one of {list(FILTERS)}")
+    config = _base_config(data, attack, rate, seed, epochs, defense=method, assumed_rate=rate)
     info_path = cache_dir() / "timings" / f"{config_key(config)}.info.json"
     info = {}
 
     def train(fresh):
         poisoned = attack.poison(data.x_train, data.y_train, rate, seed=seed, num_classes=data.num_classes)
-        removed = _filter_removed(method, model, poisoned.x, poisoned.y, rate)
-        precision, recall = precision_recall(removed, poisoned.poisoned)
+        rule = FILTERS[method]
+        removed = rule.remove(rule.scores(model, poisoned.x, poisoned.y), poisoned.y, rate)
+        precision, recall = detect.precision_recall(removed, poisoned.poisoned)
         info.update(removed=int(removed.sum()), precision=precision, recall=recall)
         fit(fresh, poisoned.x[~removed], poisoned.y[~removed], epochs=epochs, seed=seed, progress=progress,
             desc=f"retraining after {method}")
@@ -128,23 +141,20 @@ def filtered_model(data: ImageData, attack: BackdoorAttack, rate: float, seed: i
 
 def repaired_model(data: ImageData, attack: BackdoorAttack, rate: float, seed: int, name: str, model: nn.Module,
                    epochs: int, clean_fraction: float = 0.05, hyper: dict | None = None) -> tuple[nn.Module, float, bool]:
-    """Model repair: `repair.DEFENSES[name](model, x_clean, y_clean, seed=seed, **hyper)`, cached.
+    """Model repair: `repair.REPAIRS[name](model, x_clean, y_clean, seed=seed, **hyper)`, cached.
 
     model: the backdoored model, trained for `epochs` (part of the cache key). The defender's
     clean set is `repair.clean_subset(data, clean_fraction, seed)`. hyper: the defense's own
     hyperparameters (default: its paper defaults). Returns (repaired model, seconds it took, cached).
     """
     hyper = dict(hyper or {})
-    from .repair import DEFENSES, clean_subset
-
-    if name not in DEFENSES:
-        raise ValueError(f"Unknown repair defense {name!r}; choose one of {sorted(DEFENSES)}")
-    config = {**_base_config(data, attack, rate, seed, epochs), "defense": name, "clean_fraction": clean_fraction,
-              "hyper": hyper}
+    if name not in REPAIRS:
+        raise ValueError(f"Unknown repair defense {name!r}; choose one of {sorted(REPAIRS)}")
+    config = _base_config(data, attack, rate, seed, epochs, defense=name, clean_fraction=clean_fraction, hyper=hyper)
     x_clean, y_clean = clean_subset(data, clean_fraction, seed)
 
     def train(fresh):
-        fresh.load_state_dict(DEFENSES[name](model, x_clean, y_clean, seed=seed, **hyper).state_dict())
+        fresh.load_state_dict(REPAIRS[name](model, x_clean, y_clean, seed=seed, **hyper).state_dict())
 
     return cached_model(config, _fresh_model(data, seed), train)
 
@@ -155,40 +165,21 @@ def strip_filter(model: nn.Module, x_clean: torch.Tensor, frr: float = 0.05, n: 
 
     The entropy threshold rejects a fraction `frr` of the defender's clean images (Gao et al., 2019).
     """
-    from .detect import strip_entropy, strip_threshold
+    threshold = detect.strip_threshold(detect.strip_entropy(model, x_clean, x_clean, n=n, seed=seed), frr)
+    return lambda images: detect.strip_entropy(model, images, x_clean, n=n, seed=seed) >= threshold
 
-    threshold = strip_threshold(strip_entropy(model, x_clean, x_clean, n=n, seed=seed), frr)
-    return lambda images: strip_entropy(model, images, x_clean, n=n, seed=seed) >= threshold
+
+# Input filters at inference: name -> fn(model, x_clean, seed=..., **hyper) -> accept(images) -> bool (N,).
+INPUT_FILTERS: dict[str, Callable[..., Callable[[torch.Tensor], torch.Tensor]]] = {"strip": strip_filter}
 
 
 # ---------------------------------------------------------------- one cell, then the whole matrix
-def evaluate(model: nn.Module, data: ImageData, attack: BackdoorAttack,
-             accept: Callable[[torch.Tensor], torch.Tensor] | None = None, n_test: int | None = None) -> dict:
-    """{"ca", "asr", "ra"} of `model` on the first `n_test` test images (default: all of them).
-
-    With an input filter `accept` (images -> bool, True = accepted), a rejected input counts as
-    neither correct nor attacked: the defense abstains.
-    """
-    if n_test is not None and not (isinstance(n_test, int) and n_test > 0):
-        raise ValueError(f"n_test must be a positive int (how many test images to use) or None, got {n_test!r}")
-    x_test, y_test = data.x_test[:n_test], data.y_test[:n_test]
-    wanted = attack.target_labels(y_test, data.num_classes)
-    keep = wanted != y_test
-    x_clean, x_trig = as_float(x_test), attack.apply(x_test[keep])
-    pred_clean, pred_trig = predict(model, x_clean), predict(model, x_trig)
-    ok_clean = torch.ones(len(x_clean), dtype=torch.bool) if accept is None else accept(x_clean)
-    ok_trig = torch.ones(len(x_trig), dtype=torch.bool) if accept is None else accept(x_trig)
-    return {"ca": ((pred_clean == y_test) & ok_clean).float().mean().item(),
-            "asr": ((pred_trig == wanted[keep]) & ok_trig).float().mean().item(),
-            "ra": ((pred_trig == y_test[keep]) & ok_trig).float().mean().item()}
-
-
 def defended(data: ImageData, attack_name: str, defense: str, seed: int, *, poison_rate: float = 0.1,
              epochs: int | None = None, clean_fraction: float = 0.05, defense_kwargs: dict | None = None,
              progress: bool = False) -> tuple[nn.Module, Callable | None, dict]:
     """The backdoored model of (`attack_name`, `seed`) after `defense`, from the cache when possible.
 
-    Returns (model, accept or None, info): `accept` is STRIP's input filter for "strip";
+    Returns (model, accept or None, info): `accept` is the input filter for those of `INPUT_FILTERS`;
     info holds "seconds" (what the defense cost to set up), "cached" and, for the data
     filters, "removed", "precision" and "recall".
     """
@@ -201,11 +192,9 @@ def defended(data: ImageData, attack_name: str, defense: str, seed: int, *, pois
     if defense in FILTERS:
         model, seconds, cached, info = filtered_model(data, attack, poison_rate, seed, defense, base, epochs, progress)
         return model, None, {"seconds": seconds, "cached": cached, **info}
-    if defense == "strip":
-        from .repair import clean_subset
-
+    if defense in INPUT_FILTERS:
         start = time.perf_counter()
-        accept = strip_filter(base, clean_subset(data, clean_fraction, seed)[0], seed=seed, **kwargs)
+        accept = INPUT_FILTERS[defense](base, clean_subset(data, clean_fraction, seed)[0], seed=seed, **kwargs)
         return base, accept, {"seconds": time.perf_counter() - start, "cached": False}
     model, seconds, cached = repaired_model(data, attack, poison_rate, seed, defense, base, epochs, clean_fraction,
                                             kwargs)
@@ -239,13 +228,17 @@ def attack_defense_matrix(data: ImageData, attacks: Sequence[str], defenses: Seq
         raise ValueError("give at least one attack, one defense and one seed")
     for name in attacks:
         make_attack(name)  # a clear error for an unknown attack, before any training
-    cells = [(a, s, d) for a in attacks for s in seeds for d in plan[a]]
-    rows = []
-    for attack_name, seed, defense in tqdm(cells, desc="attack x defense", disable=not progress):
-        model, accept, info = defended(data, attack_name, defense, seed, poison_rate=poison_rate, epochs=epochs,
+
+    def run(attack: str, seed: int, defense: str) -> dict:
+        model, accept, info = defended(data, attack, defense, seed, poison_rate=poison_rate, epochs=epochs,
                                        clean_fraction=clean_fraction, defense_kwargs=defense_kwargs)
-        scores = evaluate(model, data, make_attack(attack_name), accept, n_test)
-        rows.append({"attack": attack_name, "defense": defense, "seed": seed, **scores, **info})
+        scores = evaluate(model, data, make_attack(attack), accept=accept, n_test=n_test)
+        return {"ca": scores.ca, "asr": scores.asr, "ra": scores.ra, **info}
+
+    rows = []
+    for attack in (a for a in attacks if plan[a]):
+        rows += sweep(run, {"attack": [attack], "seed": seeds, "defense": plan[attack]}, progress=progress,
+                      desc=f"{attack} x defenses")
     return rows
 
 

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from .data import as_float
+from .models import make_model
+from .robust import pgd
+from .train import fit
 from .triggers import TRIGGERS, wanet_noise_warp
 
 TARGET_MODES = ("all-to-one", "all-to-all")
@@ -135,6 +137,13 @@ class WaNetAttack(BackdoorAttack):
     warped with the field plus random noise and keep their TRUE labels, so the model learns
     this one field and not "any warp"; that makes the backdoor harder to find. Those noise
     samples are not counted in `PoisonedData.poisoned` (their labels are right).
+
+    Threat model, paper vs here. In the paper the attacker controls training: every batch, a
+    fraction of it is warped and relabelled and `cross_ratio` times as many get the field plus
+    noise drawn afresh for that batch. Here the attacker only supplies data: the poisoned and
+    the noise samples are made once, before training, and stay fixed, so the model sees the
+    same noisy warps every epoch (a data-poisoning version of WaNet, weaker and easier to detect
+    than the original).
     """
 
     cross_ratio: float = 2.0
@@ -157,27 +166,19 @@ class WaNetAttack(BackdoorAttack):
 
 
 def pgd_away(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, batch_size: int = 512) -> torch.Tensor:
-    """L-inf PGD that pushes `x` away from its labels `y` (Madry et al., 2018): the loss on `y` goes up.
+    """L-inf PGD from `x` (no random start) that pushes it away from its labels `y`: `robust.pgd`
+    with step 2.5 * eps / steps, in batches of `batch_size`, returned on the CPU.
 
-    x: float (N, C, H, W) in [0, 1]; eps: the L-inf budget; steps: gradient-sign steps of
-    2.5 * eps / steps. The model must be in eval mode; its weights are not changed.
+    x: float (N, C, H, W) in [0, 1]; eps: the L-inf budget (0 returns a copy). The model must be
+    in eval mode; its weights are not changed.
     """
     if model.training:
         raise ValueError("the model is in training mode; call model.eval() first")
-    if eps == 0 or steps == 0:
+    if eps == 0 or len(x) == 0:
         return x.clone()
-    device = next(model.parameters()).device
     step = 2.5 * eps / steps
-    out = []
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
-        adv = xb.clone()
-        for _ in range(steps):
-            adv.requires_grad_(True)
-            grad, = torch.autograd.grad(F.cross_entropy(model(adv), yb), adv)
-            adv = (xb + (adv.detach() + step * grad.sign() - xb).clamp(-eps, eps)).clamp(0, 1)
-        out.append(adv.detach().cpu())
-    return torch.cat(out) if out else x.clone()
+    return torch.cat([pgd(model, x[i : i + batch_size], y[i : i + batch_size], eps, step, steps,
+                          random_start=False).cpu() for i in range(0, len(x), batch_size)])
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,13 @@ class CleanLabelAttack(BackdoorAttack):
     Defaults for MNIST (measured on the offline sample): a 5x5 patch, as a 3x3 one is rarely
     learnt; eps=0.2, as eps=0 (no weakening) gives ASR under 10 % and large eps makes the
     perturbation itself the feature the model learns (ASR falls again).
+
+    Paper vs here. Turner et al. weaken the images with PGD against an *adversarially trained*
+    surrogate (so the perturbation changes the image's semantics) or by interpolating in a
+    GAN's latent space, and stamp a small checkerboard trigger in all four corners (a
+    reduced-amplitude variant survives inspection better). Here the surrogate is trained
+    normally for `surrogate_epochs` epochs on the same data, and the trigger is BadNets' patch
+    in one corner; the surrogate is trained by `poison` itself, with the course's `fit`.
     """
 
     eps: float = 0.2
@@ -212,9 +220,6 @@ class CleanLabelAttack(BackdoorAttack):
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
 
     def poison(self, x, y, rate: float, seed: int = 0, num_classes: int = 10) -> PoisonedData:
-        from .models import make_model  # imported here: train imports this module
-        from .train import fit
-
         if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
             raise ValueError(f"poison rate must be a fraction in [0, 1] (0.1 means 10 %), got {rate!r}")
         candidates = torch.nonzero(y == self.target).flatten()

@@ -30,13 +30,25 @@ class Profile:
     batch_size: int
     lr: float
     max_train: int | None  # cap on training images, to keep one model inside the time budget
+    # `fit`'s recipe: "adam", or "sgd" (Nesterov momentum 0.9, weight decay 5e-4, the usual
+    # CIFAR recipe); the one-cycle learning-rate schedule; "flip-crop" augmentation or none.
+    optimizer: str = "adam"
+    schedule: str = "one-cycle"
+    augment: str = "none"
+    madry_eps: float = 0.3  # Madry et al.'s L-inf radius for this data (MNIST 0.3, CIFAR-10 8/255)
+    # The recipe of the repairs and of adversarial training (`course_utils.repair`): short runs
+    # on a small clean set, where Adam with a cosine decay is stable without tuning.
+    repair_optimizer: str = "adam"
+    repair_schedule: str = "cosine"
 
 
 PROFILES = {
     # ~4,000 training digits offline (or 12,000 of full MNIST) x 6 epochs: ~5 s a model on 2 cores.
-    "cpu": Profile("cpu", "mnist", "small-cnn", epochs=6, batch_size=128, lr=2e-3, max_train=12_000),
+    "cpu": Profile("cpu", "mnist", "small-cnn", epochs=6, batch_size=128, lr=2e-3, max_train=12_000,
+                   optimizer="adam", augment="none", madry_eps=0.3),
     # Full CIFAR-10, ResNet-18, one-cycle schedule: ~1 min a model on one modern GPU.
-    "gpu": Profile("gpu", "cifar10", "resnet18", epochs=20, batch_size=512, lr=0.2, max_train=None),
+    "gpu": Profile("gpu", "cifar10", "resnet18", epochs=20, batch_size=512, lr=0.2, max_train=None,
+                   optimizer="sgd", augment="flip-crop", madry_eps=8 / 255),
 }
 
 

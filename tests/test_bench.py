@@ -7,7 +7,7 @@ import math
 import nbformat
 import pytest
 
-from course_tools import bench
+from course_tools import bench, bench_report, bench_targets
 from course_utils import ImageData, evaluation
 
 KEYS = {"profile", "device", "torch", "seeds", "notebook_seconds", "rows", "detection", "neural_cleanse"}
@@ -59,7 +59,7 @@ def test_detection_rows_and_clean_row():
 
 
 def test_targets_say_met_and_not_met():
-    found = {t["what"].split(" (")[0]: t for t in bench.targets(fake_report())}
+    found = {t["what"].split(" (")[0]: t for t in bench_targets.targets(fake_report())}
     assert found["one notebook, top to bottom, cold cache"]["met"] is False  # 200 s > 180 s
     assert found["the whole course, each notebook cold"]["met"] is False  # a warm run failed
     assert found["clean model CA"]["met"] is True  # 97.3 % >= 94 % on the offline sample
@@ -71,11 +71,19 @@ def test_targets_say_met_and_not_met():
     assert found["trojan hunt: reference detector AUROC over 14 models"]["met"] is True
 
 
+def test_targets_come_from_the_data_file():
+    spec = bench_targets.load_targets()
+    assert spec["badnets"]["min_asr"] == 0.95 and "adv-unlearning" in spec["repairs"]["methods"]
+    stricter = {**spec, "notebooks": {**spec["notebooks"], "max_seconds_cold": 50}}
+    found = {t["what"].split(" (")[0]: t for t in bench_targets.targets(fake_report(), stricter)}
+    assert found["one notebook, top to bottom, cold cache"]["target"] == "<= 50 s"
+
+
 def test_report_files_valid_json_and_markdown(tmp_path):
     report = fake_report()
     report["rows"][0]["asr_std"] = float("nan")
-    report["targets"] = bench.targets(report)
-    json_path, md_path = bench.write_report(report, tmp_path)
+    report["targets"] = bench_targets.targets(report)
+    json_path, md_path = bench_report.write_report(report, tmp_path)
     assert json_path.name == "bench-cpu.json" and md_path.name == "bench-cpu.md"
     data = json.loads(json_path.read_text())  # strict JSON: the nan became null
     assert KEYS <= set(data) and data["rows"][0]["asr_std"] is None
@@ -91,10 +99,10 @@ def test_report_files_valid_json_and_markdown(tmp_path):
 def test_keep_earlier_fills_skipped_parts():
     earlier = fake_report(created="yesterday")
     report = {"profile": "cpu", "rows": [], "notes": []}
-    bench.keep_earlier(report, earlier, ["notebook_seconds"])
+    bench_report.keep_earlier(report, earlier, ["notebook_seconds"])
     assert report["notebook_seconds"] == earlier["notebook_seconds"] and "yesterday" in report["notes"][0]
     assert report["rows"] == []  # not skipped: left alone
-    bench.keep_earlier(report, None, ["rows"])  # nothing earlier: nothing to do
+    bench_report.keep_earlier(report, None, ["rows"])  # nothing earlier: nothing to do
 
 
 def test_time_notebooks_cold_then_warm(tmp_path, monkeypatch):

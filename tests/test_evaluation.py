@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from course_utils import evaluation, make_attack, make_model
+from course_utils import evaluation, make_attack, make_model, metrics
 
 
 def row(attack, defense, seed, ca, asr, ra=0.5, seconds=1.0):
@@ -48,15 +48,30 @@ def test_evaluate_with_and_without_a_filter(digits):
             return torch.nn.functional.one_hot(torch.full((len(x),), self.c), 10).float()
 
     atk = make_attack("badnets", target=0)
-    scores = evaluation.evaluate(Always(0).eval(), digits, atk)
-    assert scores["asr"] == 1.0 and scores["ra"] == 0.0
-    assert scores["ca"] == pytest.approx((digits.y_test == 0).float().mean().item())
-    reject_all = evaluation.evaluate(Always(0).eval(), digits, atk, accept=lambda x: torch.zeros(len(x), dtype=torch.bool))
-    assert reject_all == {"ca": 0.0, "asr": 0.0, "ra": 0.0}
-    first50 = evaluation.evaluate(Always(0).eval(), digits, atk, n_test=50)
-    assert first50["ca"] == pytest.approx((digits.y_test[:50] == 0).float().mean().item())
+    scores = metrics.evaluate(Always(0).eval(), digits, atk)
+    assert scores.asr == 1.0 and scores.ra == 0.0 and scores.pgd_accuracy is None
+    assert scores.ca == pytest.approx((digits.y_test == 0).float().mean().item())
+    reject_all = metrics.evaluate(Always(0).eval(), digits, atk, accept=lambda x: torch.zeros(len(x), dtype=torch.bool))
+    assert reject_all == metrics.Scores(ca=0.0, asr=0.0, ra=0.0)
+    first50 = metrics.evaluate(Always(0).eval(), digits, atk, n_test=50)
+    assert first50.ca == pytest.approx((digits.y_test[:50] == 0).float().mean().item())
     with pytest.raises(ValueError, match="n_test"):
-        evaluation.evaluate(Always(0).eval(), digits, atk, n_test=0)
+        metrics.evaluate(Always(0).eval(), digits, atk, n_test=0)
+    with pytest.raises(TypeError, match="BackdoorAttack"):
+        metrics.evaluate(Always(0).eval(), digits, "badnets")
+
+
+def test_defenses_are_registered_by_name():
+    """One contract each: data filters (scores, remove), input filters, repairs; no string switches."""
+    from course_utils import repair
+
+    assert evaluation.defense_names() == ["none", *evaluation.FILTERS, *evaluation.INPUT_FILTERS, *repair.REPAIRS]
+    scores = torch.tensor([0.1, 0.9, 0.7, 0.2])
+    y = torch.tensor([0, 0, 1, 1])
+    ac = evaluation.FILTERS["ac-filter"].remove(scores, y, 0.05)
+    assert ac.tolist() == [False, True, True, False]  # the size rule: score above 0.65
+    ss = evaluation.FILTERS["ss-filter"].remove(scores, y, 0.25)  # 1.5 x 25 % of each class of 2: 1 each
+    assert ss.tolist() == [False, True, True, False]
 
 
 def test_cached_model_remembers_seconds():

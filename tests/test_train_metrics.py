@@ -34,6 +34,41 @@ def test_fit_bad_input():
         train.fit(model, torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long), epochs=-1)
 
 
+def test_bad_input_gets_a_clear_error(digits):
+    """Issue 15's list: each names the argument and what was expected."""
+    model = make_model("small-cnn", seed=0).eval()
+    nan_images = torch.full((2, 1, 28, 28), float("nan"))
+    with pytest.raises(ValueError, match="x holds NaN"):
+        train.predict(model, nan_images)
+    with pytest.raises(ValueError, match="empty batch"):
+        train.accuracy(model, torch.rand(0, 1, 28, 28), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(TypeError, match="attack must be a BackdoorAttack"):
+        metrics.attack_success_rate(model, digits, None)
+    with pytest.raises(TypeError, match="y must be int64"):
+        train.fit(model, torch.rand(4, 1, 28, 28), torch.zeros(4), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="augment"):
+        train.fit(model, torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long), augment="rotate")
+    with pytest.raises(ValueError, match="optimizer"):
+        train.fit(model, torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long), optimizer="lbfgs")
+
+
+def test_fit_takes_a_loss_and_an_augmentation():
+    """The one loop: a custom loss and augmentation are called once per batch, in train mode."""
+    model = make_model("small-cnn", seed=0)
+    seen = []
+
+    def loss(m, xb, yb):
+        seen.append((m.training, xb.dtype, len(xb)))
+        return torch.nn.functional.cross_entropy(m(xb), yb)
+
+    shifted = []
+    x, y = torch.randint(0, 256, (10, 1, 28, 28), dtype=torch.uint8), torch.arange(10)
+    train.fit(model, x, y, loss=loss, augment=lambda xb, g: shifted.append(len(xb)) or xb, epochs=2, batch_size=4,
+              schedule="cosine", progress=False)
+    assert seen == [(True, torch.float32, n) for n in (4, 4, 2, 4, 4, 2)] and shifted == [4, 4, 2] * 2
+    assert not model.training
+
+
 def test_flip_and_crop_keeps_shape():
     x = torch.rand(4, 3, 32, 32)
     assert train.flip_and_crop(x, torch.Generator().manual_seed(0)).shape == x.shape
@@ -71,7 +106,8 @@ def test_mean_std_and_ci():
     assert m == pytest.approx(0.95) and s == pytest.approx(0.0707, abs=1e-3)
     mean, half = metrics.mean_ci([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.303 * 1 / math.sqrt(3), rel=1e-3)
-    assert math.isnan(metrics.mean_ci([1.0])[1])
+    with pytest.raises(ValueError, match="at least two"):
+        metrics.mean_ci([1.0])
     assert metrics.format_mean_std([0.95, 0.97]) == "96.0 ± 1.4 %"
     with pytest.raises(ValueError):
         metrics.mean_std([])
@@ -91,17 +127,25 @@ def test_der_examples_and_bad_input():
         metrics.der(0.98, 1.0, 0.95, None)
 
 
-def test_summarize_and_format_mean_ci():
+def test_summarize_over_seeds():
     s = metrics.summarize([1.0, 2.0, 3.0])
     assert s["mean"] == 2.0 and s["std"] == 1.0 and s["n"] == 3
     assert s["ci_high"] - s["mean"] == pytest.approx(4.303 / math.sqrt(3), rel=1e-3)
     assert s["mean"] - s["ci_low"] == pytest.approx(s["ci_high"] - s["mean"])
     one = metrics.summarize([0.5])
     assert one["std"] == 0.0 and math.isnan(one["ci_low"])
-    assert metrics.format_mean_ci([0.5, 0.5, 0.5]) == "50.0 % [50.0, 50.0]"
-    assert metrics.format_mean_ci([1.0, 2.0, 3.0], percent=False) == "2.0 [-0.5, 4.5]"
     with pytest.raises(ValueError):
         metrics.summarize([])
+
+
+def test_sweep_runs_the_grid_in_order_and_summarize_rows_groups():
+    rows = metrics.sweep(lambda seed, method: {"ca": 0.9 + 0.01 * seed}, {"seed": (0, 1), "method": ["a", "b"]},
+                         progress=False)
+    assert [(r["seed"], r["method"]) for r in rows] == [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
+    table = metrics.summarize_rows(rows, keys=["method"], metrics=["ca"])
+    assert table[("a",)]["ca"] == pytest.approx((0.905, 0.00707), abs=1e-4)
+    with pytest.raises(ValueError, match="at least one value"):
+        metrics.sweep(lambda seed: {}, {"seed": ()})
 
 
 def test_robust_accuracy_counts_true_labels(digits):
@@ -119,3 +163,21 @@ def test_robust_accuracy_counts_true_labels(digits):
     model = Truth(digits.y_test[keep]).eval()
     assert metrics.robust_accuracy(model, digits, atk) == 1.0
     assert metrics.attack_success_rate(model, digits, atk) == 0.0
+
+
+def test_training_config_is_the_cache_key_models_always_had(digits):
+    """One builder for every trained model's cache config; its keys are those train_model used
+    before the builder existed, so caches made earlier stay valid."""
+    from course_utils import cache, get_profile
+
+    atk = make_attack("badnets")
+    profile = get_profile()
+    config = cache.training_config(digits, model="small-cnn", attack=atk, poison_rate=0.1, seed=2, epochs=6,
+                                   version=train.CACHE_VERSION)
+    assert config == {"version": train.CACHE_VERSION, "data": digits.name, "n_train": len(digits.x_train),
+                      "model": "small-cnn", "attack": atk.config(), "poison_rate": 0.1, "seed": 2, "epochs": 6,
+                      "batch_size": profile.batch_size, "lr": profile.lr}
+    clean = cache.training_config(digits, model="small-cnn", poison_rate=0.1, seed=2, epochs=6, version=1)
+    assert clean["attack"] is None and clean["poison_rate"] == 0.0
+    repaired = cache.training_config(digits, model="small-cnn", seed=2, epochs=6, version=1, defense="nad")
+    assert repaired["defense"] == "nad" and cache.config_key(repaired) != cache.config_key(clean)
