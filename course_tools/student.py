@@ -4,13 +4,15 @@
     python -m course_tools.student --check  # exit 1 if anything committed is stale (CI)
 
 For every solutions/NN_topic.ipynb it
-  1. sets the first code cell (tagged ``colab-setup``) to install the course on Colab,
-     from the repository URL in pyproject.toml, the one place that URL lives;
+  1. sets the first code cell (tagged ``colab-setup``) to install the course on Colab, from the
+     repository URL and the release tag ("v" + version) in pyproject.toml, the one place both live;
   2. strips outputs and execution counts (notebooks are stored clean);
   3. writes notebooks/NN_topic.ipynb with every ``### BEGIN SOLUTION`` ... ``### END SOLUTION``
      block replaced by a stub (``# YOUR CODE HERE`` + ``raise NotImplementedError()``, same
-     indentation) in code cells, or by ``YOUR ANSWER HERE`` in markdown cells, and tags the
-     code cells ``raises-exception`` (nbgrader's convention, and nbval's).
+     indentation) in code cells, or by ``YOUR ANSWER HERE`` in markdown cells (tagged
+     ``written-answer``: graded by hand), and tags the code cells that now raise
+     ``raises-exception`` (nbgrader's convention, and nbval's). A block of plain ``name = value``
+     lines (a recap answer) becomes ``name = None  # YOUR ANSWER HERE`` and does not raise.
 It also rewrites the README's badge block and notebook table from the same URL.
 """
 
@@ -23,26 +25,48 @@ import sys
 from pathlib import Path
 
 import nbformat
-import tomllib
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as a package (a dependency there)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 SETUP_TAG = "colab-setup"
+WRITTEN_TAG = "written-answer"  # a markdown cell with a model answer: graded by hand
+# A solution block made only of `name = value` lines is an answer to a recap question: the student
+# copy keeps the names, set to None, so the check says "not answered yet" instead of the cell raising.
+_ANSWER_LINE = re.compile(r"^[ \t]*[A-Za-z_]\w*[ \t]*=[^=].*$")
 _BLOCK = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)", re.M | re.S)
+
+
+def _project(root: Path = ROOT) -> dict:
+    return tomllib.loads((root / "pyproject.toml").read_text())["project"]
 
 
 def repository_url(root: Path = ROOT) -> str:
     """The course's GitHub URL, from pyproject.toml [project.urls] Repository."""
-    meta = tomllib.loads((root / "pyproject.toml").read_text())
-    return meta["project"]["urls"]["Repository"].rstrip("/")
+    return _project(root)["urls"]["Repository"].rstrip("/")
 
 
-def colab_setup_source(url: str) -> str:
+def release_tag(root: Path = ROOT) -> str:
+    """The release the Colab cells install: "v" + pyproject's version (see README, "Cutting a release")."""
+    return "v" + _project(root)["version"]
+
+
+def colab_setup_source(url: str, tag: str) -> str:
     return (
         "# On Google Colab, install the course first (this cell does nothing anywhere else).\n"
+        "import os\n"
         "import sys\n\n"
         'if "google.colab" in sys.modules:\n'
-        f'    %pip install --quiet "backdoor-course @ git+{url}"'
+        f'    %pip install --quiet "backdoor-course @ git+{url}@{tag}"\n'
+        "    # The cpu profile is the one measured end to end; for CIFAR-10 and ResNet-18 on a Colab GPU,\n"
+        '    # change "cpu" to "gpu" (before the next cell imports the course).\n'
+        '    os.environ.setdefault("BACKDOOR_COURSE_PROFILE", "cpu")\n'
+        "    # To keep trained models on your Google Drive across Colab sessions, uncomment:\n"
+        "    # import course_utils; course_utils.colab.setup_colab()"
     )
 
 
@@ -55,6 +79,10 @@ def strip_solutions(source: str, markdown: bool = False) -> str:
         indent = match.group(1)
         if markdown:
             return f"{indent}YOUR ANSWER HERE{match.group(2)}"
+        body = [line for line in match.group(0).splitlines()[1:-1] if line.strip()]
+        if body and all(_ANSWER_LINE.match(line) for line in body):
+            names = [line.split("=", 1)[0].strip() for line in body]
+            return "\n".join(f"{indent}{name} = None  # YOUR ANSWER HERE" for name in names) + match.group(2)
         return f"{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError(){match.group(2)}"
 
     return _BLOCK.sub(stub, source)
@@ -73,9 +101,9 @@ def clean(nb) -> bool:
     return changed
 
 
-def set_colab_cell(nb, url: str) -> None:
+def set_colab_cell(nb, url: str, tag: str) -> None:
     """Make the first code cell the Colab setup cell (inserted if missing)."""
-    source = colab_setup_source(url)
+    source = colab_setup_source(url, tag)
     for cell in nb.cells:
         if cell.cell_type == "code":
             if SETUP_TAG in cell.metadata.get("tags", []):
@@ -88,6 +116,15 @@ def set_colab_cell(nb, url: str) -> None:
     nb.cells.insert(index, cell)
 
 
+def tag_written_answers(nb) -> None:
+    """Tag every markdown cell that holds a model answer as a written answer (graded by hand)."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and BEGIN in cell.source:
+            tags = cell.metadata.setdefault("tags", [])
+            if WRITTEN_TAG not in tags:
+                tags.append(WRITTEN_TAG)
+
+
 def student_copy(nb):
     """A copy of a solutions notebook with every solution block stubbed out."""
     nb = copy.deepcopy(nb)
@@ -95,7 +132,8 @@ def student_copy(nb):
         if BEGIN not in cell.source:
             continue
         cell.source = strip_solutions(cell.source, markdown=cell.cell_type == "markdown")
-        if cell.cell_type == "code":
+        # Only a cell that now raises NotImplementedError is allowed to raise under nbval.
+        if cell.cell_type == "code" and "raise NotImplementedError()" in cell.source:
             tags = cell.metadata.setdefault("tags", [])
             if "raises-exception" not in tags:
                 tags.append("raises-exception")
@@ -128,13 +166,14 @@ def fill_readme(text: str, blocks: dict[str, str]) -> str:
 
 def generate(root: Path = ROOT) -> dict[Path, str]:
     """Every generated file's path and wanted text."""
-    url = repository_url(root)
+    url, tag = repository_url(root), release_tag(root)
     wanted: dict[Path, str] = {}
     names = []
     for path in sorted((root / "solutions").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         clean(nb)
-        set_colab_cell(nb, url)
+        set_colab_cell(nb, url, tag)
+        tag_written_answers(nb)
         wanted[path] = nbformat.writes(nb) + "\n"
         wanted[root / "notebooks" / path.name] = nbformat.writes(student_copy(nb)) + "\n"
         names.append(path.name)

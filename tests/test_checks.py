@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from course_utils import checks, integrity, poison, triggers
+from course_utils.checks.core import call_learner
 
 
 def reference_patch(images, size, row, col, color):
@@ -79,9 +80,26 @@ def test_learner_or_reference(capsys):
     def ref():
         pass
 
+    assert checks.learner_or_reference(True, mine, ref) is ref  # never checked: not trusted
+    assert "has not been checked" in capsys.readouterr().out
+    assert checks.run_check("demo", lambda: call_learner(mine))
     assert checks.learner_or_reference(True, mine, ref) is mine
     assert checks.learner_or_reference(False, mine, ref) is ref
     assert "reference" in capsys.readouterr().out
+
+
+def test_a_wrong_answer_after_a_right_one_falls_back(capsys):
+    """The check cell raises on the wrong version, so `passed` keeps its old True: the fallback must not trust it."""
+    passed = checks.check_patch_trigger(reference_patch)
+
+    def add_patch_trigger(images, size=3, row=24, col=24, color=1.0):
+        return images  # forgot the patch
+
+    with pytest.raises(AssertionError):
+        passed = checks.check_patch_trigger(add_patch_trigger)
+    assert passed is True
+    assert checks.learner_or_reference(passed, add_patch_trigger, reference_patch) is reference_patch
+    assert "failed its latest check" in capsys.readouterr().out
 
 
 def test_sha256_file_check():

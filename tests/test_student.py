@@ -21,10 +21,10 @@ def test_strip_keeps_indentation_and_code_around():
 
 
 def test_student_copy_tags_exercise_cells():
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION")])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("### BEGIN SOLUTION\nprint(1)\n### END SOLUTION")])
     copy = student.student_copy(nb)
     assert "raises-exception" in copy.cells[0].metadata["tags"]
-    assert "x = 1" in nb.cells[0].source  # the original is untouched
+    assert "print(1)" in nb.cells[0].source  # the original is untouched
 
 
 def test_there_are_lessons():
@@ -65,3 +65,37 @@ def test_first_code_cell_installs_on_colab_only(path):
     first = next(c for c in nb.cells if c.cell_type == "code")
     assert student.SETUP_TAG in first.metadata.get("tags", [])
     assert 'if "google.colab" in sys.modules' in first.source and student.repository_url() in first.source
+
+
+def test_recap_answer_block_becomes_none_and_does_not_raise():
+    src = 'question = 1\n### BEGIN SOLUTION\nanswer_1 = "b"\n### END SOLUTION\ncu.checks.recap("01.1", answer_1)'
+    assert student.strip_solutions(src) == (
+        'question = 1\nanswer_1 = None  # YOUR ANSWER HERE\ncu.checks.recap("01.1", answer_1)')
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src)])
+    assert "raises-exception" not in student.student_copy(nb).cells[0].metadata.get("tags", [])
+    # a block that computes something is an exercise: it still raises
+    assert "raise NotImplementedError()" in student.strip_solutions("### BEGIN SOLUTION\nreturn x\n### END SOLUTION")
+
+
+def test_written_answers_are_tagged_and_stripped():
+    md = "**Think:** why?\n\n**Your answer:**\n\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(md)])
+    student.tag_written_answers(nb)
+    copy = student.student_copy(nb)
+    assert student.WRITTEN_TAG in copy.cells[0].metadata["tags"]
+    assert "Because" not in copy.cells[0].source and "YOUR ANSWER HERE" in copy.cells[0].source
+
+
+def test_python_310_fallback_reads_pyproject_with_tomli(monkeypatch):
+    """Python 3.10 has no tomllib: student.py must fall back to the tomli package."""
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # makes `import tomllib` fail as on 3.10
+    fallback = importlib.reload(student)
+    try:
+        assert fallback.tomllib.__name__ == "tomli"
+        assert fallback.repository_url(ROOT).startswith("https://")
+    finally:
+        monkeypatch.undo()
+        importlib.reload(student)

@@ -23,9 +23,19 @@ class NotDoneYet(Exception):
     """The learner's function still raises NotImplementedError."""
 
 
+# The latest verdict on each learner function object, so that `learner_or_reference` trusts only a
+# function whose most recent check passed: a wrong answer after a right one (the check cell raises,
+# so a `passed = ...` variable keeps its old True) still sends later cells to the reference.
+_verdicts: dict[int, tuple[Callable, str]] = {}
+_checked_now: list[Callable] = []
+
+
 def call_learner(fn: Callable, *args, **kwargs):
     """Call the learner's function; turn its errors into messages a learner can act on."""
     name = getattr(fn, "__name__", "your function")
+    if not callable(fn):
+        raise AssertionError(f"expected your function, got {type(fn).__name__} {fn!r}")
+    _checked_now.append(fn)
     try:
         return fn(*args, **kwargs)
     except NotImplementedError:
@@ -71,25 +81,52 @@ def _record(exercise: str, status: str, message: str) -> None:
 
 def run_check(exercise: str, body: Callable[[], str | None]) -> bool:
     """Run a check body: True if it passed, False if not implemented yet, AssertionError if wrong."""
+    _checked_now.clear()
     try:
         detail = body()
     except NotDoneYet as err:
         message = f"{err} is not implemented yet; later cells use the reference implementation."
+        _remember("not implemented")
         _record(exercise, "not implemented", message)
         print(f"… {message}")
         return False
     except AssertionError as err:
+        _remember("failed")
         _record(exercise, "failed", str(err))
         raise AssertionError(f"{exercise}: {err}") from None
     message = f"{exercise}: all checks passed" + (f" ({detail})" if detail else "")
+    _remember("passed")
     _record(exercise, "passed", message)
     print(f"✓ {message}")
     return True
 
 
+def _remember(status: str) -> None:
+    """Store the verdict of the check that just ran for every learner function it called."""
+    for fn in _checked_now:
+        _verdicts[id(fn)] = (fn, status)
+    _checked_now.clear()
+
+
+def verdict(learner: Callable) -> str:
+    """The status of the latest check on this very function object ("not checked" if none ran)."""
+    found = _verdicts.get(id(learner))
+    return found[1] if found and found[0] is learner else "not checked"
+
+
 def learner_or_reference(passed: bool, learner: Callable, reference: Callable) -> Callable:
-    """The learner's function if its check passed, else the reference, saying which is used."""
-    chosen = learner if passed else reference
-    origin = "your" if passed else "the reference"
-    print(f"Later cells use {origin} {getattr(learner, '__name__', 'function')}.")
-    return chosen
+    """The learner's function if its latest check passed, else the reference, saying which and why.
+
+    `passed` is what the check cell returned; it is trusted only together with the check's own record of
+    this function object, so a function redefined after its check, or failing on a re-run, is not used.
+    """
+    name = getattr(learner, "__name__", "function")
+    status = verdict(learner)
+    if passed and status == "passed":
+        print(f"Later cells use your {name}.")
+        return learner
+    why = {"passed": "", "failed": " (yours failed its latest check)",
+           "not implemented": " (yours is not implemented yet)",
+           "not checked": " (this version of yours has not been checked: run its check cell)"}[status]
+    print(f"Later cells use the reference {name}{why}.")
+    return reference
