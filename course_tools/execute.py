@@ -42,12 +42,25 @@ class Execution:
     notebook: object = None  # the executed nbformat notebook of the last attempt (with outputs)
 
 
-def describe_cell(nb, index: int) -> str:
-    """'cell 12 (id eb4aeda2: `cu.widgets.trigger_explorer(...`)': enough to find it in JupyterLab."""
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so `kill PID` still shuts the running kernel down (no orphan)."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def describe_cell(nb, index: int, offset: int = 0) -> str:
+    """'cell 12 (id eb4aeda2: `cu.widgets.trigger_explorer(...`)': enough to find it in JupyterLab.
+
+    offset: cells the tool put in front of the notebook's own (numbers count from the notebook's first).
+    """
     cell = nb.cells[index]
     first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
     first = first if len(first) <= 60 else first[:57] + "..."
-    return f"cell {index} (id {cell.get('id', '?')}: `{first}`)"
+    return f"cell {index - offset} (id {cell.get('id', '?')}: `{first}`)"
 
 
 def cell_error(index: int, cell) -> str | None:
@@ -74,12 +87,13 @@ def environment(**values: str):
 
 
 def run_once(nb, cwd: Path, cell_timeout: float, total_timeout: float | None = None, on_kernel=None,
-             keep_outputs: bool = True) -> Execution:
+             keep_outputs: bool = True, offset: int = 0) -> Execution:
     """Run `nb` (modified in place) top to bottom in a fresh python3 kernel; never waits longer than the limits.
 
     cell_timeout: seconds one cell may take; total_timeout: seconds for the whole notebook
     (counted from a started kernel). on_kernel(pid) runs once the kernel is up (the grader
     sets a memory limit there). Errors in cells are allowed and listed; later cells still run.
+    offset: leading cells that are the tool's own, not counted in the cell numbers reported.
     """
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -98,11 +112,13 @@ def run_once(nb, cwd: Path, cell_timeout: float, total_timeout: float | None = N
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise CellTimeoutError("the notebook's total time limit was reached")
-                client.timeout = max(1, int(min(cell_timeout, left)))
+                # the tool's own cells (offset) import torch: they get at least 2 minutes on a busy machine
+                limit = max(cell_timeout, 120) if index < offset else cell_timeout
+                client.timeout = max(1, int(min(limit, left)))
                 began = time.monotonic()
                 client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
                 run.cell_seconds.append(round(time.monotonic() - began, 2))
-                error = cell_error(index, cell)
+                error = cell_error(index - offset, cell)
                 if error:
                     run.cell_errors.append(error)
                 if not keep_outputs and cell.cell_type == "code":
@@ -111,25 +127,27 @@ def run_once(nb, cwd: Path, cell_timeout: float, total_timeout: float | None = N
         total = total_timeout is not None and time.monotonic() - start >= total_timeout
         limit = f"the notebook's limit of {total_timeout:g} s" if total else f"the limit of {cell_timeout:g} s per cell"
         run.status, run.cell = "timeout", index
-        run.message = f"{describe_cell(nb, index)} did not finish within {limit}; later cells did not run"
+        run.message = f"{describe_cell(nb, index, offset)} did not finish within {limit}; later cells did not run"
     except DeadKernelError:
         run.status, run.cell = "kernel died", index
-        run.message = f"the kernel died in {describe_cell(nb, index)} (a crash, os._exit or out of memory)"
+        run.message = f"the kernel died in {describe_cell(nb, index, offset)} (a crash, os._exit or out of memory)"
     except Exception as err:  # anything else nbclient or the kernel throws: report it
         run.status, run.cell = "error", index
-        run.message = f"execution stopped at {describe_cell(nb, index)}: {type(err).__name__}: {str(err)[:300]}"
+        run.message = f"execution stopped at {describe_cell(nb, index, offset)}: {type(err).__name__}: {str(err)[:300]}"
     run.seconds = round(time.monotonic() - start, 1)
     return run
 
 
 def execute_notebook(notebook, cwd=None, cell_timeout: float = 300, total_timeout: float | None = None,
-                     retries: int = 1, env: dict | None = None, on_kernel=None, keep_outputs: bool = True) -> Execution:
+                     retries: int = 1, env: dict | None = None, on_kernel=None, keep_outputs: bool = True,
+                     offset: int = 0, on_retry=None) -> Execution:
     """Execute a notebook (a path or an nbformat node) headless; retry `retries` times on a timeout or dead kernel.
 
     The kernel runs in `cwd` (default: the notebook's folder, or the current one), imports this
     repository's course_utils (PYTHONPATH) and sees ``BACKDOOR_COURSE_HEADLESS=1`` plus `env`.
-    A cell that raises is not retried: that is the notebook's own error. Returns an `Execution`
-    whose message names the cell that timed out and says how many attempts ran.
+    A cell that raises is not retried: that is the notebook's own error. on_retry() runs before
+    each retry (the grader empties its grading file there). Returns an `Execution` whose message
+    names the cell that timed out and says how many attempts ran.
     """
     if isinstance(notebook, (str, Path)):
         path = Path(notebook)
@@ -141,11 +159,14 @@ def execute_notebook(notebook, cwd=None, cell_timeout: float = 300, total_timeou
     with environment(**{HEADLESS_ENV: "1", "PYTHONPATH": pythonpath, **(env or {})}):
         first = ""
         for attempt in range(1, retries + 2):
-            run = run_once(nbformat.from_dict(source), cwd, cell_timeout, total_timeout, on_kernel, keep_outputs)
+            run = run_once(nbformat.from_dict(source), cwd, cell_timeout, total_timeout, on_kernel, keep_outputs,
+                           offset)
             run.attempts = attempt
             if run.status not in ("timeout", "kernel died"):
                 break
             first = first or run.message
+            if on_retry is not None:
+                on_retry()
     if run.attempts > 1:  # say that a retry happened and why, whatever the outcome
         run.message = "; ".join(m for m in (run.message, f"attempt {run.attempts}; attempt 1: {first}") if m)
     return run

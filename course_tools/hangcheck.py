@@ -22,12 +22,12 @@ from pathlib import Path
 
 import nbformat
 
-from .execute import HEADLESS_ENV, environment, run_once
+from .execute import HEADLESS_ENV, environment, run_once, stop_on_sigterm
 
 SETUP = """import torch
 import course_utils as cu
 data = cu.load_data()
-model = cu.make_model(seed=0)  # untrained: the hang is about the widget, not the model
+model = cu.make_model(seed=0).eval()  # untrained: the hang is about the widget, not the model
 gen = torch.Generator().manual_seed(0)
 clean_h, trig_h = torch.rand(200, generator=gen) + 1.0, torch.rand(50, generator=gen)"""
 CALLS = ("cu.widgets.trigger_explorer(model, data.x_test[:8], data.y_test[:8], target=0)",
@@ -75,6 +75,7 @@ def main(argv=None) -> int:
     parser.add_argument("--live-widgets", action="store_true", help="build live widgets (BACKDOOR_COURSE_HEADLESS=0)")
     parser.add_argument("--json", type=Path, help="also write the counts here")
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     if args.notebooks:
         notebooks = {str(p): nbformat.read(p, as_version=4) for p in args.notebooks}
     else:
