@@ -462,10 +462,18 @@ def grade_all(paths: list[Path], options: Options, jobs: int = 1, json_path: Pat
         for path in todo:
             finished(grade_notebook(path, options))
     else:  # processes, not threads: each kernel's environment and nbclient's event loop stay separate
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                                      initializer=stop_on_sigterm)
+        try:
             futures = [pool.submit(grade_notebook, path, options) for path in todo]
             for future in concurrent.futures.as_completed(futures):
                 finished(future.result())
+        except BaseException:  # Ctrl-C or kill: stop the workers, whose kernels shut down with them
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     return sorted(results.values(), key=lambda r: r.notebook)
 
 

@@ -56,6 +56,9 @@ def explore(update, static: dict, controls) -> None:
 
 def hit_rate(preds: torch.Tensor, labels: torch.Tensor, target: int = 0) -> float:
     """Share of the images whose true label is not `target` that are predicted as `target`."""
+    if not isinstance(preds, torch.Tensor) or not isinstance(labels, torch.Tensor) or preds.shape != labels.shape:
+        raise ValueError(f"preds and labels must be tensors of the same shape (N,), got {getattr(preds, 'shape', preds)!r} "
+                         f"and {getattr(labels, 'shape', labels)!r}")
     keep = target_labels(labels, target) != labels
     return (preds[keep] == target).float().mean().item()
 
@@ -131,6 +134,9 @@ def strip_tradeoff(clean_entropy: torch.Tensor, triggered_entropy: torch.Tensor,
     import matplotlib.pyplot as plt
 
     from .detect import strip_threshold
+
+    if isinstance(frr, bool) or not isinstance(frr, (int, float)) or not 0 < frr < 1:
+        raise ValueError(f"frr (the share of clean inputs to reject) must be a number in (0, 1), got {frr!r}")
 
     clean, triggered = torch.as_tensor(clean_entropy).float(), torch.as_tensor(triggered_entropy).float()
     if clean.ndim != 1 or triggered.ndim != 1 or len(clean) < 2 or len(triggered) < 1:
