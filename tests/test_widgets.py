@@ -40,6 +40,7 @@ def test_headless_explorers_draw_one_static_figure_and_no_widget(monkeypatch, sh
     import matplotlib.pyplot as plt
 
     monkeypatch.setenv(widgets.HEADLESS_ENV, "1")
+    plt.close("all")  # figures other tests left open
     # Creating any widget headless would send a comm message nobody answers: make it fail loudly.
     monkeypatch.setattr(ipywidgets.Widget, "__init__", lambda *a, **k: pytest.fail("a widget was created headless"))
     for call in _calls():
