@@ -165,7 +165,7 @@ def execute_notebook(notebook, cwd=None, cell_timeout: float = 300, total_timeou
             if run.status not in ("timeout", "kernel died"):
                 break
             first = first or run.message
-            if on_retry is not None:
+            if on_retry is not None and attempt <= retries:  # only when another attempt follows
                 on_retry()
     if run.attempts > 1:  # say that a retry happened and why, whatever the outcome
         run.message = "; ".join(m for m in (run.message, f"attempt {run.attempts}; attempt 1: {first}") if m)
