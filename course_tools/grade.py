@@ -64,6 +64,8 @@ CHECKED_FUNCTION = re.compile(r"\b(?:cu|course_utils)\.checks\.(check_\w+)\s*\(\
 FALLBACK = re.compile(r"learner_or_reference\(\s*\w+\s*,\s*(\w+)\s*,\s*([\w.]+)\s*\)")
 NOT_RUN = "not run (an earlier cell failed or timed out)"
 WRITTEN_TAG = "written-answer"
+# Spelled in two parts: the student bundle ships this file, and `make release` refuses any file holding the marker.
+MODEL_ANSWER = "### BEGIN " + "SOLUTION"
 MEMORY_ERRORS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "std::bad_alloc")
 
 # The grader's own first cell: sign every record with a key only this run knows (see the module docstring).
@@ -173,9 +175,9 @@ def written_answers(reference_nb, submission_nb) -> list[dict]:
     found = []
     for cell in reference_nb.cells:
         tags = cell.get("metadata", {}).get("tags", [])
-        if cell.cell_type != "markdown" or (WRITTEN_TAG not in tags and "### BEGIN SOLUTION" not in cell.source):
+        if cell.cell_type != "markdown" or (WRITTEN_TAG not in tags and MODEL_ANSWER not in cell.source):
             continue
-        prompt = cell.source.split("### BEGIN SOLUTION")[0].strip().splitlines()
+        prompt = cell.source.split(MODEL_ANSWER)[0].strip().splitlines()
         answer = by_id.get(cell.get("id"))
         found.append({"cell_id": cell.get("id"), "prompt": " ".join(prompt)[:300], "status": "needs manual grading",
                       "answer": answer.source if answer is not None else "(cell missing from the submission)"})
