@@ -359,7 +359,8 @@ def _run_and_score(nb, reference_nb, result: Result, options: Options) -> None:
                                on_kernel=_memory_limit(options.memory_mb), keep_outputs=False, offset=1,
                                on_retry=fresh_run)
         records, result.rejected_records = read_records(grading_file, key)
-        shutil.rmtree(workdir, ignore_errors=True) if not options.cwd else None
+        if not options.cwd:  # the notebook may have left large files there
+            shutil.rmtree(workdir, ignore_errors=True)
     result.status, result.attempts, result.cell_errors = run.status, run.attempts, run.cell_errors[:10]
     if any(e.startswith("cell -1") for e in run.cell_errors):  # the grader's own cell failed: say so plainly
         result.status = "error"
