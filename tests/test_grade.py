@@ -241,3 +241,27 @@ def test_zoo_hook_for_lesson_07(tmp_path, monkeypatch):
     assert grade.grade_notebook(path, reference_dirs=[]).test_zoo is None  # no seed, no hunt
     fake.test_zoo_score = lambda *a: 1 / 0
     assert grade.grade_notebook(path, zoo_seed=1, reference_dirs=[]).test_zoo["status"] == "error"
+
+
+def test_fixture_submissions_cover_every_case(tmp_path):
+    """The 30-submission folder of the grader-under-load run (graded by hand, not here: it takes minutes)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_submissions", ROOT / "tests/fixtures/make_submissions.py")
+    fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixtures)
+    paths = fixtures.write_submissions(tmp_path, correct=10)
+    order = grade.submissions(tmp_path)
+    assert len(paths) == 30 and sorted(paths) == order
+    assert all("correct_" not in p.name for p in order[:20]) and all("correct_" in p.name for p in order[20:])
+    kinds = {p.stem.split("__")[1] for p in paths}
+    assert kinds - {f"correct_{i:02d}" for i in range(10)} == set(fixtures.EXPECTED) - {"correct"}
+    reference = nbformat.read(ROOT / "solutions" / fixtures.LESSON, as_version=4)
+    for path in paths:
+        status, score = fixtures.expected(path)
+        if status == "invalid notebook":
+            with pytest.raises(ValueError):  # NotJSONError and UnicodeDecodeError are ValueErrors
+                nbformat.read(path, as_version=4)
+        else:
+            nb = nbformat.read(path, as_version=4)
+            assert score <= len(grade.exercises_of(reference)) and (nb.cells or "empty" in path.name)
