@@ -4,6 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 # make test runs every notebook from a cold model cache of its own, so timings are honest.
 TEST_CACHE := $(CURDIR)/.cache/test
+# Headless runs (nbval, the grader) never wait longer than this on one cell; a whole lesson takes ~3 min alone.
+# BACKDOOR_COURSE_HEADLESS=1: the explorers draw a static view, no widget round trip (jupyter/nbclient#312).
+CELL_TIMEOUT ?= 600
 
 .PHONY: lab test unit student lint bench release grade clean-cache constraints nbgrader otter site
 
@@ -27,8 +30,8 @@ lab: $(VENV)/installed  ## open the course in JupyterLab
 test: $(VENV)/installed  ## lint, unit tests, student copies in sync, every notebook executed (nbval)
 	$(VENV)/bin/ruff check course_utils course_tools tests
 	rm -rf $(TEST_CACHE)/models
-	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) $(PY) -m pytest tests solutions notebooks \
-		--nbval-lax --nbval-current-env --nbval-cell-timeout=900 -q
+	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) BACKDOOR_COURSE_HEADLESS=1 $(PY) -m pytest tests solutions notebooks \
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) -q
 
 unit: $(VENV)/installed  ## unit tests only (fast)
 	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) $(PY) -m pytest tests -q
@@ -52,9 +55,12 @@ release: $(VENV)/installed  ## student bundle without solutions -> release/backd
 
 SUBMISSIONS ?=
 TIMEOUT ?= 900
-grade: $(VENV)/installed  ## score a notebook or a folder: make grade SUBMISSIONS=path [TIMEOUT=900]
+MEMORY_MB ?= 4096
+JOBS ?= 0
+grade: $(VENV)/installed  ## score a notebook or a folder: make grade SUBMISSIONS=path [TIMEOUT=900 CELL_TIMEOUT=300 MEMORY_MB=4096 JOBS=0 RESUME=1]
 	$(if $(SUBMISSIONS),,$(error give the notebook or folder to grade: make grade SUBMISSIONS=path/to/submissions))
-	$(PY) -m course_tools.grade $(SUBMISSIONS) --timeout $(TIMEOUT) --json $(or $(GRADES),grades.json)
+	$(PY) -m course_tools.grade $(SUBMISSIONS) --timeout $(TIMEOUT) --cell-timeout $(CELL_TIMEOUT) \
+		--memory-mb $(MEMORY_MB) --jobs $(JOBS) --json $(or $(GRADES),grades.json) $(if $(RESUME),--resume)
 
 # The field's grading and publishing tools (see INSTRUCTORS.md). The venv's bin goes on PATH because
 # nbgrader calls `alembic` by name when it creates its gradebook.

@@ -4,14 +4,24 @@ Keys are the SHA-256 of the config as canonical JSON, so any change in data, mod
 attack, seed or epochs trains a new model; later notebooks reuse what earlier ones
 trained. The folder is ``~/.cache/backdoor-course`` (``$XDG_CACHE_HOME`` respected);
 set ``BACKDOOR_COURSE_CACHE`` to move it, and call `clear_cache()` to empty it.
+
+Faults are handled, never a crash and never a silently wrong model. Each model file
+``models/<key>.pt`` has a record ``models/<key>.json`` with the cache version, the config and
+the file's SHA-256. A file whose hash, version, config or architecture does not match is
+reported in one sentence and trained again. Two kernels that need the same model take turns
+(a lock per key; the second waits, then loads what the first saved). A cache folder that is
+read-only or full is reported once and the model is kept in memory for this session.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +29,9 @@ import torch
 from torch import nn
 
 CACHE_ENV = "BACKDOOR_COURSE_CACHE"
+CACHE_VERSION = 2  # 1: a .pt file and a .json of the bare config; 2: the .json record holds version, config, hash
+LOCK_TIMEOUT_S = 900.0  # how long a kernel waits for another one training the same model
+_MEMORY: dict[str, dict] = {}  # key -> state_dict of models that could not be saved (this session only)
 
 
 def cache_dir() -> Path:
@@ -60,32 +73,157 @@ def training_config(data, *, model: str, seed: int, epochs: int, version: int, a
             "batch_size": profile.batch_size, "lr": profile.lr, **extra}
 
 
+def _say(sentence: str) -> None:
+    """Tell the learner what the cache did, in one plain sentence (printed, so a notebook shows it)."""
+    print(f"Model cache: {sentence}", flush=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _try_load(model: nn.Module, path: Path, config: dict) -> str | None:
+    """Load `path` into `model`: None if it worked, "" if there is no file, else why it cannot be used."""
+    record_path, name = path.with_suffix(".json"), f"the cached model {path.stem}"
+    if not path.exists():
+        return ""
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return f"{name} has no readable record of its version and hash (an older or interrupted cache)"
+    version = record.get("cache_version", 1) if isinstance(record, dict) else 1
+    saved_config = record if version == 1 else record.get("config")  # version 1 stored the bare config
+    if version not in (1, CACHE_VERSION):
+        return f"{name} was saved by cache version {version}, this is version {CACHE_VERSION}"
+    if saved_config != json.loads(json.dumps(config)):
+        return f"{name} was saved for another config (its record does not match)"
+    try:
+        if version == CACHE_VERSION and _sha256(path) != record.get("sha256"):
+            return f"{name} is damaged (its SHA-256 does not match its record: truncated or overwritten)"
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as err:  # torch.load of a damaged file raises many kinds (RuntimeError, UnpicklingError, ...)
+        problem = "was saved by cache version 1 and " if version == 1 else ""
+        return f"{name} {problem}cannot be loaded ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+    if version == 1:  # it loaded cleanly into the right architecture: keep it, with a version 2 record
+        with contextlib.suppress(OSError):
+            _write_record(path, config)
+            _say(f"{name} was saved by cache version 1; it loaded cleanly and now has a version {CACHE_VERSION} record.")
+    return None
+
+
+def _write_record(path: Path, config: dict) -> None:
+    """Write the record of the model file `path` (version, config, SHA-256) atomically."""
+    record = {"cache_version": CACHE_VERSION, "config": config, "sha256": _sha256(path)}
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.json.tmp")
+    try:
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+        tmp.replace(path.with_suffix(".json"))
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _lock(path: Path, timeout: float):
+    """Hold an exclusive lock on `path`'s key while training it; yields False if it could not be had in time.
+
+    flock is released by the kernel when a process dies, so a crashed kernel never leaves a stale
+    lock. Without fcntl (Windows) there is no lock; saving is still atomic.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield False
+        return
+    try:
+        handle = open(path.with_suffix(".lock"), "a")
+    except OSError:  # read-only folder: nobody can save here, so there is nothing to take turns on
+        yield False
+        return
+    with handle:
+        start, told = time.monotonic(), False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() - start >= timeout:
+                    _say(f"another kernel has been training {path.stem} for over {timeout:.0f} s; training it here too.")
+                    yield False
+                    return
+                if not told:
+                    _say(f"another kernel is training {path.stem}; waiting for it (up to {timeout:.0f} s).")
+                    told = True
+                time.sleep(0.5)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _save(model: nn.Module, config: dict, path: Path) -> None:
+    """Write the model and its record atomically (unique temporary names, then rename)."""
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(path)  # the model first, then its record: a half-written pair reads as "damaged", never as valid
+        _write_record(path, config)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _models_folder() -> Path | None:
+    try:
+        folder = cache_dir() / "models"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    except OSError as err:
+        _say(f"cannot use the cache folder ({type(err).__name__}: {err}); models are kept in memory for this session.")
+        return None
+
+
 def load_or_train(config: dict, build: Callable[[], nn.Module], train: Callable[[nn.Module], None]) -> nn.Module:
     """The model for `config`: loaded from the cache if there, else `train(build())` and saved.
 
     build: makes a fresh model with the right architecture.
     train: trains that model in place.
-    The model comes back in eval mode on the CPU.
+    The model comes back in eval mode on the CPU. A damaged, outdated or mismatched file is
+    reported and trained again; if the cache cannot be written, the model is kept in memory.
     """
-    path = cache_dir() / "models" / f"{config_key(config)}.pt"
+    key = config_key(config)
     model = build()
-    if path.exists():
-        try:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    if key in _MEMORY:
+        model.load_state_dict(_MEMORY[key])
+        return model.eval()
+    folder = _models_folder()
+    path = folder / f"{key}.pt" if folder else None
+    if path is not None and _try_load(model, path, config) is None:
+        return model.eval()
+    with _lock(path, LOCK_TIMEOUT_S) if path is not None else contextlib.nullcontext(False):
+        problem = _try_load(model, path, config) if path is not None else ""
+        if problem is None:  # another kernel saved it while this one waited
             return model.eval()
-        except Exception:  # a stale or broken file: train again rather than fail
-            path.unlink(missing_ok=True)
-    train(model)
-    model = model.cpu().eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(path)  # atomic, so an interrupted save never leaves half a model
-    path.with_suffix(".json").write_text(json.dumps(config, indent=1, sort_keys=True))
+        if problem:
+            _say(f"{problem}; training it again.")
+        model = build()  # a failed load may have filled part of the weights
+        train(model)
+        model = model.cpu().eval()
+        if path is not None:
+            try:
+                _save(model, config, path)
+                return model
+            except (OSError, RuntimeError) as err:  # torch reports a full disk as a RuntimeError
+                _say(f"could not save {key} ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
+                     "it is kept in memory for this session.")
+        _MEMORY[key] = {k: v.clone() for k, v in model.state_dict().items()}
     return model
 
 
 def clear_cache(models_only: bool = True) -> None:
     """Delete the cached models (and the downloaded data too with ``models_only=False``)."""
+    _MEMORY.clear()
     target = cache_dir() / "models" if models_only else cache_dir()
     shutil.rmtree(target, ignore_errors=True)

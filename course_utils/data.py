@@ -77,6 +77,8 @@ class ImageData:
 
 def as_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 images (0..255) as float32 in [0, 1]; float images are returned as they are."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor (uint8 0..255 or float in [0, 1]), got {type(images).__name__}")
     if images.dtype == torch.uint8:
         return images.float().div_(255)
     if not images.is_floating_point():

@@ -15,6 +15,8 @@ import torch
 
 def sha256_file(path, chunk_size: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, read in chunks so that large files need little memory."""
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"path must be a str or pathlib.Path naming a file, got {type(path).__name__}")
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(chunk_size), b""):
@@ -48,6 +50,9 @@ def load_manifest(path) -> dict[str, str]:
 
 def verify_manifest(manifest: dict[str, str], folder) -> list[str]:
     """The names in `manifest` whose file under `folder` is missing or has another hash (sorted)."""
+    if not isinstance(manifest, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items()):
+        raise TypeError("manifest must be a dict {relative path: SHA-256 hex string}, as make_manifest returns; "
+                        f"got {type(manifest).__name__} {manifest!r:.80}")
     folder = Path(folder)
     return sorted(name for name, digest in manifest.items()
                   if not (folder / name).is_file() or sha256_file(folder / name) != digest)

@@ -14,8 +14,14 @@ def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols
                 suptitle: str | None = None):
     """A grid of images (N, C, H, W), uint8 or float, with an optional title under each. Returns the figure."""
     images = as_float(images).detach().cpu()
+    if images.ndim != 4 or images.shape[1] not in (1, 3) or len(images) == 0:
+        raise ValueError(f"images must be a non-empty batch of shape (N, 1 or 3, H, W), got {tuple(images.shape)}")
     n = len(images)
-    ncols = max(1, min(ncols, n))
+    if titles is not None and (isinstance(titles, str) or len(titles) != n):
+        raise ValueError(f"titles must be a list of one title per image ({n}), got {titles!r:.80}")
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"ncols must be a positive int, got {ncols!r}")
+    ncols = min(ncols, n)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
     for i, ax in enumerate(axes.flat):
@@ -36,6 +42,11 @@ def plot_curves(x: Sequence[float], curves: dict[str, Sequence[float]], xlabel: 
                 spreads: dict[str, Sequence[float]] | None = None, logx: bool = False, title: str | None = None,
                 percent: bool = True, ax=None):
     """Several curves against one x axis; `spreads` draws a +/- band (e.g. std over seeds). Returns the axes."""
+    if not isinstance(curves, dict) or not curves:
+        raise TypeError(f"curves must be a non-empty dict {{name: y values}}, got {type(curves).__name__}")
+    for name, ys in {**curves, **(spreads or {})}.items():
+        if len(ys) != len(x):
+            raise ValueError(f"curves/spreads[{name!r}] has {len(ys)} values but x has {len(x)}")
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.5))
     scale = 100 if percent else 1

@@ -1,7 +1,20 @@
+import errno
+import hashlib
+import json
+import sys
+from pathlib import Path
+
 import pytest
+import torch
 from torch import nn
 
 from course_utils import cache
+
+
+@pytest.fixture(autouse=True)
+def _forget_models_kept_in_memory():
+    yield
+    cache._MEMORY.clear()
 
 
 def test_load_or_train_trains_once(tmp_path):
@@ -42,3 +55,162 @@ def test_broken_cache_file_is_retrained(tmp_path):
     calls = []
     cache.load_or_train({"k": 4}, lambda: nn.Linear(1, 1), lambda m: calls.append(1))
     assert calls == [1]
+
+
+# Faults: each is detected, said in one sentence, and handled (retrain or keep in memory).
+
+def _linear(value: float):
+    def train(model):
+        nn.init.constant_(model.weight, value)
+        nn.init.constant_(model.bias, value)
+    return train
+
+
+def _files(config):
+    folder = cache.cache_dir() / "models"
+    key = cache.config_key(config)
+    return folder / f"{key}.pt", folder / f"{key}.json"
+
+
+def _retrains(config, capsys, expect: str, value: float = 2.0):
+    """Load `config` again: it must be trained again (weights = value), with `expect` in the one sentence said."""
+    calls = []
+    model = cache.load_or_train(config, lambda: nn.Linear(2, 2), lambda m: (calls.append(1), _linear(value)(m)))
+    said = capsys.readouterr().out
+    assert calls == [1] and (model.weight == value).all(), said
+    assert expect in said and said.count("\n") == 1 and said.startswith("Model cache: "), said
+    return said
+
+
+def test_record_holds_version_config_and_hash():
+    config = {"k": "record"}
+    cache.load_or_train(config, lambda: nn.Linear(2, 2), _linear(0.5))
+    pt, record = _files(config)
+    saved = json.loads(record.read_text())
+    assert saved["cache_version"] == cache.CACHE_VERSION and saved["config"] == config
+    assert saved["sha256"] == hashlib.sha256(pt.read_bytes()).hexdigest()
+    assert not list(pt.parent.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_file_is_detected_by_hash_and_retrained(capsys, damage):
+    config = {"k": damage}
+    cache.load_or_train(config, lambda: nn.Linear(2, 2), _linear(0.5))
+    pt, _ = _files(config)
+    data = bytearray(pt.read_bytes())
+    if damage == "truncate":
+        pt.write_bytes(data[: len(data) // 2])
+    else:  # same length, one weight byte changed: torch.load would accept it, the hash does not
+        data[-200] ^= 0xFF
+        pt.write_bytes(bytes(data))
+    capsys.readouterr()
+    _retrains(config, capsys, "damaged")
+    assert (cache.load_or_train(config, lambda: nn.Linear(2, 2), _linear(9.0)).weight == 2.0).all()  # saved again
+
+
+def test_older_cache_version(capsys):
+    config = {"k": "v1"}
+    cache.load_or_train(config, lambda: nn.Linear(2, 2), _linear(0.5))
+    pt, record = _files(config)
+    record.write_text(json.dumps(config))  # what version 1 wrote: the bare config, no hash
+    capsys.readouterr()
+    calls = []
+    model = cache.load_or_train(config, lambda: nn.Linear(2, 2), lambda m: calls.append(1))
+    said = capsys.readouterr().out
+    assert not calls and (model.weight == 0.5).all() and "version 1" in said  # it loads cleanly: kept, record upgraded
+    assert json.loads(record.read_text())["cache_version"] == cache.CACHE_VERSION
+    record.write_text(json.dumps(config))
+    pt.write_bytes(b"not a model")  # a version 1 file that does not load: trained again
+    _retrains(config, capsys, "version 1")
+    record.write_text(json.dumps({"cache_version": 99, "config": config, "sha256": "0"}))
+    _retrains(config, capsys, "version 99")
+
+
+def test_record_of_another_config_and_wrong_architecture(capsys):
+    config = {"k": "other"}
+    cache.load_or_train(config, lambda: nn.Linear(2, 2), _linear(0.5))
+    pt, record = _files(config)
+    saved = json.loads(record.read_text())
+    record.write_text(json.dumps({**saved, "config": {"k": "something else"}}))
+    capsys.readouterr()
+    _retrains(config, capsys, "another config")
+    torch.save(nn.Linear(3, 3).state_dict(), pt)  # right hash, wrong shapes
+    cache._write_record(pt, config)
+    _retrains(config, capsys, "cannot be loaded")
+    record.unlink()  # no record at all (an interrupted save)
+    _retrains(config, capsys, "no readable record")
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   PermissionError(errno.EACCES, "Read-only file system"),
+                                   RuntimeError("PytorchStreamWriter failed writing file data/0")])
+def test_full_or_read_only_folder_keeps_the_model_in_memory(monkeypatch, capsys, error):
+    def fail(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half")  # a partial temporary file that must not be left behind
+        raise error
+    monkeypatch.setattr(torch, "save", fail)
+    config = {"k": f"full-{type(error).__name__}"}
+    said = _retrains(config, capsys, "kept in memory")
+    assert type(error).__name__ in said
+    calls = []
+    again = cache.load_or_train(config, lambda: nn.Linear(2, 2), lambda m: calls.append(1))
+    assert not calls and (again.weight == 2.0).all()  # from memory, not trained twice
+    pt, _ = _files(config)
+    assert not pt.exists() and not list(pt.parent.glob("*.tmp"))
+
+
+def test_cache_folder_that_cannot_be_created(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv(cache.CACHE_ENV, str(blocker / "cache"))
+    _retrains({"k": "nofolder"}, capsys, "kept in memory")
+
+
+def _train_in_process(config, counter, out, start_at):
+    import time as _time
+
+    def train(model):
+        with open(counter, "a") as f:
+            f.write("trained\n")
+        _time.sleep(1.0)
+        nn.init.constant_(model.weight, 7.0)
+
+    while _time.time() < start_at:  # start both at once
+        _time.sleep(0.01)
+    model = cache.load_or_train(config, lambda: nn.Linear(2, 2), train)
+    Path(out).write_text(str(model.weight.sum().item()))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
+def test_two_kernels_training_the_same_model_take_turns(tmp_path):
+    import multiprocessing
+    import time
+
+    ctx = multiprocessing.get_context("fork")
+    counter, start_at = tmp_path / "count", time.time() + 0.5
+    procs = [ctx.Process(target=_train_in_process, args=({"k": "race"}, counter, tmp_path / f"out{i}", start_at))
+             for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert counter.read_text() == "trained\n"  # once: the second kernel waited and loaded the first one's model
+    assert {(tmp_path / f"out{i}").read_text() for i in range(2)} == {str(7.0 * 4)}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
+def test_lock_held_too_long_trains_here_too(monkeypatch, capsys):
+    import fcntl
+
+    config = {"k": "stuck"}
+    pt, _ = _files(config)
+    pt.parent.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(cache, "LOCK_TIMEOUT_S", 0.6)
+    with open(pt.with_suffix(".lock"), "a") as other:  # another kernel holding the lock
+        fcntl.flock(other, fcntl.LOCK_EX)
+        calls = []
+        model = cache.load_or_train(config, lambda: nn.Linear(2, 2), lambda m: (calls.append(1), _linear(3.0)(m)))
+    said = capsys.readouterr().out
+    assert calls == [1] and (model.weight == 3.0).all()
+    assert "waiting for it" in said and "training it here too" in said and pt.exists()

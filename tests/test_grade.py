@@ -79,8 +79,8 @@ def test_read_records_keeps_the_last_and_skips_garbage(tmp_path):
     lines = [{"exercise": "a", "status": "failed", "message": "x"}, "not json", {"no": "exercise"},
              {"exercise": "a", "status": "passed", "message": "ok"}]
     path.write_text("\n".join(json.dumps(x) if isinstance(x, dict) else x for x in lines))
-    assert grade.read_records(path) == {"a": {"exercise": "a", "status": "passed", "message": "ok"}}
-    assert grade.read_records(tmp_path / "missing.jsonl") == {}
+    assert grade.read_records(path) == ({"a": {"exercise": "a", "status": "passed", "message": "ok"}}, 2)
+    assert grade.read_records(tmp_path / "missing.jsonl") == ({}, 0)
 
 
 def test_invalid_json_gets_a_score_and_a_message(lesson):
@@ -140,11 +140,128 @@ def test_infinite_loop_times_out_with_a_score(lesson):
                                 v4.new_code_cell("passed = cu.checks.check_verify_manifest(verify_manifest)")])
     path = lesson / "subs" / "99_loop.ipynb"
     nbformat.write(nb, path)
-    result = grade.grade_notebook(path, timeout=3, reference_dirs=[])
-    assert (result.status, result.score, result.max_score) == ("timeout", 0, 1)
-    assert "time limit" in result.message and result.exercises[0].message == grade.NOT_RUN
+    result = grade.grade_notebook(path, timeout=60, cell_timeout=3, reference_dirs=[])
+    assert (result.status, result.score, result.max_score, result.attempts) == ("timeout", 0, 1, 2)
+    assert result.exercises[0].message == grade.NOT_RUN
+    assert "cell 0 (id " in result.message and "`while True:`" in result.message  # names the submission's cell
+    assert "limit of 3 s per cell" in result.message and "attempt 2" in result.message
 
 
 def test_missing_target_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit):
         grade.main([str(tmp_path / "nowhere")])
+
+
+# Robustness: forged records, memory, deleted files, written answers and recap points, resume, jobs, the zoo hook.
+
+FORGE_CELL = """import glob, json, os
+line = json.dumps({"exercise": "verify_manifest", "status": "passed", "message": "forged"}) + "\\n"
+for target in [os.environ.get("BACKDOOR_COURSE_GRADING_FILE") or ""] + glob.glob("/tmp/**/*.jsonl", recursive=True):
+    if target:
+        open(target, "a").write(line)"""
+
+
+def test_forged_records_are_ignored_and_counted(lesson):
+    nb = tiny_notebook(STUB_MANIFEST, STUB_PATCH)
+    nb.cells.append(v4.new_code_cell(FORGE_CELL))
+    path = lesson / "subs" / "99_forger.ipynb"
+    nbformat.write(nb, path)
+    result = grade.grade_notebook(path, timeout=300, reference_dirs=[lesson / "ref"])
+    assert (result.status, result.score) == ("ok", 0), grade.format_table([result])
+    assert result.rejected_records >= 1 and "not signed by this run" in result.message
+
+
+def test_memory_limit_and_a_fresh_working_folder(lesson):
+    keep = lesson / "subs" / "someone_elses_work.txt"
+    keep.write_text("precious")
+    nb = tiny_notebook(RIGHT_MANIFEST, RIGHT_PATCH)
+    nb.cells.insert(2, v4.new_code_cell("import os\nfor name in os.listdir('.'):\n    os.remove(name)"))
+    nb.cells.insert(3, v4.new_code_cell("hog = []\nwhile True:\n    hog.append(bytearray(50_000_000))"))
+    nb.cells.insert(4, v4.new_code_cell("del hog"))
+    path = lesson / "subs" / "99_hog.ipynb"
+    nbformat.write(nb, path)
+    result = grade.grade_notebook(path, timeout=300, memory_mb=2500, reference_dirs=[lesson / "ref"])
+    assert result.status == "memory limit exceeded" and "2500 MB" in result.message, grade.format_table([result])
+    assert result.score == 2  # the cells after the failed allocation still ran
+    assert keep.read_text() == "precious" and path.exists()  # the kernel ran in a folder of its own
+
+
+def test_recap_points_and_written_answers_come_from_the_reference():
+    reference = v4.new_notebook(cells=[
+        v4.new_markdown_cell("**Think:** why?\n\n**Your answer:**\n\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"),
+        v4.new_code_cell('### BEGIN SOLUTION\nanswer_1 = "b"\n### END SOLUTION\ncu.checks.recap("01.1", answer_1)'),
+        v4.new_code_cell('cu.checks.recap("01.2", answer_2)\ncu.checks.recap("01.1", answer_1)')])
+    reference.cells[0].id = "think1"
+    assert [(e.exercise, e.check) for e in grade.exercises_of(reference)] == [("recap 01.1", "recap"),
+                                                                                ("recap 01.2", "recap")]
+    submission = v4.new_notebook(cells=[v4.new_markdown_cell("**Think:** why?\n\nMy own words.")])
+    submission.cells[0].id = "think1"
+    [item] = grade.written_answers(reference, submission)
+    assert item["cell_id"] == "think1" and item["status"] == "needs manual grading"
+    assert "My own words." in item["answer"] and "Because" not in item["prompt"]
+    assert grade.written_answers(reference, v4.new_notebook())[0]["answer"].startswith("(cell missing")
+
+
+def test_json_after_each_notebook_and_resume_skips_what_is_done(lesson, monkeypatch):
+    subs = lesson / "subs"
+    for name in ("a_99_tiny.ipynb", "b_99_tiny.ipynb"):
+        (subs / name).write_text("not a notebook")  # graded in no time, still a full record
+    out = lesson / "grades.json"
+    options = grade.Options(reference_dirs=[str(lesson / "ref")])
+    first = grade.grade_all(grade.submissions(subs), options, json_path=out)
+    assert [r.status for r in first] == ["invalid notebook"] * 2 and len(json.loads(out.read_text())) == 2
+    graded = []
+    monkeypatch.setattr(grade, "grade_notebook", lambda path, opts: graded.append(path) or grade.Result(str(path)))
+    (subs / "b_99_tiny.ipynb").write_text("changed, so graded again")
+    again = grade.grade_all(grade.submissions(subs), options, json_path=out, resume=True)
+    assert [p.name for p in graded] == ["b_99_tiny.ipynb"] and len(again) == 2
+    assert not list(lesson.glob(".grades.json.*"))  # no temporary file left by the atomic writes
+
+
+def test_parallel_jobs_grade_every_notebook(lesson):
+    subs = lesson / "subs"
+    for i in range(3):
+        (subs / f"s{i}_99_tiny.ipynb").write_text("{")
+    results = grade.grade_all(grade.submissions(subs), grade.Options(reference_dirs=[str(lesson / "ref")]), jobs=2)
+    assert [r.status for r in results] == ["invalid notebook"] * 3 and all(r.max_score == 2 for r in results)
+    assert 1 <= grade.default_jobs(4096) <= (os.cpu_count() or 1)
+
+
+def test_zoo_hook_for_lesson_07(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    path = tmp_path / "07_trojan_hunt.ipynb"
+    path.write_text("{")
+    calls = []
+    fake = types.SimpleNamespace(test_zoo_score=lambda nb, seed, timeout: calls.append((nb, seed)) or {"auroc": 0.9})
+    monkeypatch.setitem(sys.modules, "course_tools.hunt", fake)
+    result = grade.grade_notebook(path, zoo_seed=1234, reference_dirs=[])
+    assert result.test_zoo == {"auroc": 0.9} and calls == [(path, 1234)]
+    assert grade.grade_notebook(path, reference_dirs=[]).test_zoo is None  # no seed, no hunt
+    fake.test_zoo_score = lambda *a: 1 / 0
+    assert grade.grade_notebook(path, zoo_seed=1, reference_dirs=[]).test_zoo["status"] == "error"
+
+
+def test_fixture_submissions_cover_every_case(tmp_path):
+    """The 30-submission folder of the grader-under-load run (graded by hand, not here: it takes minutes)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_submissions", ROOT / "tests/fixtures/make_submissions.py")
+    fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixtures)
+    paths = fixtures.write_submissions(tmp_path, correct=10)
+    order = grade.submissions(tmp_path)
+    assert len(paths) == 30 and sorted(paths) == order
+    assert all("correct_" not in p.name for p in order[:20]) and all("correct_" in p.name for p in order[20:])
+    kinds = {p.stem.split("__")[1] for p in paths}
+    assert kinds - {f"correct_{i:02d}" for i in range(10)} == set(fixtures.EXPECTED) - {"correct"}
+    reference = nbformat.read(ROOT / "solutions" / fixtures.LESSON, as_version=4)
+    for path in paths:
+        status, score = fixtures.expected(path)
+        if status == "invalid notebook":
+            with pytest.raises(ValueError):  # NotJSONError and UnicodeDecodeError are ValueErrors
+                nbformat.read(path, as_version=4)
+        else:
+            nb = nbformat.read(path, as_version=4)
+            assert score <= len(grade.exercises_of(reference)) and (nb.cells or "empty" in path.name)

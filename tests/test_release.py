@@ -23,7 +23,7 @@ def test_bundle_has_the_lessons_and_the_package(bundle):
     folder, _ = bundle
     lessons = sorted(p.name for p in (ROOT / "solutions").glob("*.ipynb"))
     assert lessons and sorted(p.name for p in (folder / "notebooks").glob("*.ipynb")) == lessons
-    for name in ("course_utils/__init__.py", "course_utils/checks/core.py", "course_tools/grade.py", "README.md",
+    for name in ("course_utils/__init__.py", "course_utils/checks/core.py", "course_tools/grade.py", "course_tools/execute.py", "README.md",
                  "requirements.txt", "pyproject.toml", "Makefile", "binder/requirements.txt"):
         assert (folder / name).is_file(), f"{name} missing from the bundle"
     assert (folder / "course_utils/train.py").read_bytes() == (ROOT / "course_utils/train.py").read_bytes()

@@ -34,13 +34,6 @@ def test_trigger_preview_headless():
     assert preds.shape == (3,) and len(fig.axes) == 3
 
 
-def test_trigger_explorer_builds_headless():
-    from course_utils import make_model, widgets
-
-    model = make_model("small-cnn", seed=0).eval()
-    assert callable(widgets.trigger_explorer(model, torch.zeros(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])))
-
-
 def test_blend_preview_headless_and_its_extremes():
     from course_utils import make_model, widgets
 
@@ -53,7 +46,6 @@ def test_blend_preview_headless_and_its_extremes():
     assert strong["ssim"] < 1 and 0 <= strong["hit_rate"] <= 1 and strong["predictions"].shape == (4,)
     with pytest.raises(ValueError, match="alpha"):
         widgets.blend_preview(model, images, labels, alpha=1.5)
-    assert callable(widgets.blend_explorer(model, images, labels))
 
 
 def test_strip_tradeoff_counts_and_bad_input():
@@ -68,7 +60,6 @@ def test_strip_tradeoff_counts_and_bad_input():
         widgets.strip_tradeoff(clean, triggered, frr=0.0)
     with pytest.raises(ValueError, match="1-D"):
         widgets.strip_tradeoff(clean.view(1, -1), triggered)
-    assert callable(widgets.strip_explorer(clean, triggered))
 
 
 def test_hit_rate_ignores_the_target_class():
