@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -62,17 +63,25 @@ def attack_success_rate(model: nn.Module, data: ImageData, attack: BackdoorAttac
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"values must be a list of numbers (one per seed), got {type(values).__name__}")
+    values = [v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v for v in values]
+    wrong = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Real)]
+    if wrong:
+        raise TypeError(f"values must be a list of numbers (one per seed), got {wrong[0]!r} in it")
     values = [float(v) for v in values]
     if not values:
-        raise ValueError("need at least one value")
+        raise ValueError("values is empty: need at least one number")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"values must be finite numbers, got {values}")
     t = torch.tensor(values, dtype=torch.float64)
     return t.mean().item(), (t.std().item() if len(values) > 1 else 0.0)
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
     """Mean and the half-width of its Student-t confidence interval; needs at least two values."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be a number in (0, 1), like 0.95, got {confidence!r}")
     mean, std = mean_std(values)
     n = len(values)
     if n < 2:

@@ -43,8 +43,8 @@ def target_labels(y: torch.Tensor, target: int = 0, mode: str = "all-to-one", nu
     """The labels an attacker wants for triggered inputs whose true labels are `y`."""
     if mode not in TARGET_MODES:
         raise ValueError(f"Unknown target mode {mode!r}; use one of {TARGET_MODES}")
-    if not 0 <= target < num_classes:
-        raise ValueError(f"target must be a class index in [0, {num_classes - 1}], got {target}")
+    if isinstance(target, bool) or not isinstance(target, int) or not 0 <= target < num_classes:
+        raise ValueError(f"target must be a class index (int) in [0, {num_classes - 1}], got {target!r}")
     if mode == "all-to-one":
         return torch.full_like(y, target)
     return (y + 1) % num_classes

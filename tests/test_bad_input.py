@@ -4,8 +4,8 @@ For one argument at a time, Hypothesis draws values that are wrong for it (wrong
 dtype or range, an empty batch, NaN) and leaves the others valid. The call must raise
 ValueError or TypeError (FileNotFoundError for a missing path) whose message names the
 argument or what was expected; a traceback from inside torch, an AttributeError, or a silent
-return is a failure. Cases whose fix lives on another branch are marked xfail(strict=True)
-with the branch named, so they turn into failures (and must be unmarked) once it is merged.
+return is a failure. A case whose fix is still to come can be marked in XFAIL (strict, so it
+fails once fixed and must be unmarked).
 """
 
 import math
@@ -24,7 +24,6 @@ NAN = float("nan")
 MODEL = cu.make_model("small-cnn", seed=0).eval()
 IMAGES = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 LABELS = torch.tensor([0, 1, 2, 3, 4, 5])
-ON_LIB = "fixed on branch lib"
 
 # Values that are wrong for any argument that wants a tensor, a number, a sequence or a name.
 not_a_tensor = st.one_of(st.none(), st.text(max_size=4), st.lists(st.floats(allow_nan=False), max_size=3),
@@ -95,9 +94,7 @@ CASES = {
     "load_data name": (lambda v: data.load_data(v), ("data set", "name"), bad_name),
 }
 # The fixes for these live in modules another branch owns (train.py, metrics.py); see the module docstring.
-XFAIL = {"predict x NaN": ON_LIB, "accuracy empty batch": ON_LIB, "fit float labels": ON_LIB,
-         "mean_ci one value": ON_LIB, "attack_success_rate attack": ON_LIB, "predict x": ON_LIB,
-         "target_labels target": ON_LIB, "mean_std values": ON_LIB, "mean_ci confidence": ON_LIB}
+XFAIL: dict[str, str] = {}  # every case passes since branch lib was merged
 
 
 def _params():
