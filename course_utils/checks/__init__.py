@@ -4,8 +4,12 @@ Lesson authors: add `from .mytopic import check_x` below for a new topic.
 """
 
 from .core import GRADING_ENV, learner_or_reference, run_check
-from .detection import (check_nc_objective, check_nc_update_costs, check_spectral_signature_class_scores,
-                        check_superimposed_entropy)
+from .detection import (
+    check_nc_objective,
+    check_nc_update_costs,
+    check_spectral_signature_class_scores,
+    check_superimposed_entropy,
+)
 from .evaluation import check_cusum, check_der, check_mean_ci
 from .hunt import check_detector, check_patch_scan
 from .poisoning import check_patch_trigger, check_poison_samples, check_sha256_file, check_verify_manifest

@@ -113,7 +113,7 @@ def check_nc_update_costs(fn) -> bool:
     """fn(costs (K,), streak (K,) int64, success (K,), threshold=, patience=) -> (costs, streak)."""
     def body():
         costs = torch.tensor([1e-3, 1e-3, 1e-3, 1e-3, 1e-3])
-        streak = torch.tensor([0, 1, 2, -2, -1])
+        streak = torch.tensor([0, 1, 2, -2, 2])
         success = torch.tensor([1.0, 0.995, 0.5, 0.2, 0.99])
         kwargs = dict(threshold=0.99, patience=3)
         before = (costs.clone(), streak.clone(), success.clone())
@@ -168,8 +168,8 @@ def check_spectral_signature_class_scores(fn) -> bool:
                         "the absolute projection is not squared": proj.abs(),
                         "that is u^2, the LEFT singular vector: R v = sigma u, so the score is sigma^2 u^2": u[:, 0] ** 2,
                         "centred per row (mean over dim 1) instead of per feature (mean over the n rows, dim 0)":
-                            (before - before.mean(1, keepdim=True)) @ torch.linalg.svd(
-                                before - before.mean(1, keepdim=True), full_matrices=False).Vh[0],
+                            ((before - before.mean(1, keepdim=True)) @ torch.linalg.svd(
+                                before - before.mean(1, keepdim=True), full_matrices=False).Vh[0]) ** 2,
                         "the projection is on a column of Vh (Vh[:, 0]); the top right singular vector is the ROW "
                         "Vh[0]": (centred @ vh[:, 0]) ** 2 if vh.shape[0] == vh.shape[1] else proj * 0 - 1}
             why = _first_match(got, {k: v for k, v in variants.items() if v.shape == want.shape}, 1e-6)
@@ -195,8 +195,7 @@ def check_superimposed_entropy(fn) -> bool:
         want = superimposed_entropy(model, x_before, o_before)
         expect_unchanged(x_before, x, "x")
         expect_unchanged(o_before, overlays, "overlays")
-        logits = model((x[:, None] + overlays[None]).flatten(0, 1))
-        p = logits.softmax(1)
+        p = model((x[:, None] + overlays[None]).clamp(0, 1).flatten(0, 1)).softmax(1)
         variants = {"the blend is not clamped to [0, 1]": None,
                     "the entropy uses log base 2; use the natural log": (-(p * p.log2()).sum(1)).view(4, 3).mean(1),
                     "that is the entropy of the MEAN prediction; average the entropies of the n blends instead":
