@@ -619,7 +619,7 @@ def strip_entropy(model: nn.Module, x: torch.Tensor, x_clean: torch.Tensor, n: i
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"n (overlays per input) must be an int >= 2 for an entropy average to mean anything, got {n!r}")
     if len(x_clean) < n + int(exclude_self):
-        raise ValueError(f"x_clean has {len(x_clean)} images, too few for n={n} overlays per input")
+        raise ValueError(f"x_clean has {len(x_clean)} images, fewer than n={n} overlays per input (+1 with exclude_self)")
     g = torch.Generator().manual_seed(seed)
     picks = torch.randint(len(x_clean), (len(x), n), generator=g)
     if exclude_self:

@@ -278,7 +278,7 @@ def test_strip_never_blends_an_input_with_itself(digits):
     assert not (picks == torch.arange(10).view(-1, 1)).any()
     h = detect.strip_entropy(model, pool, pool, n=8)
     assert h.shape == (10,)
-    with pytest.raises(ValueError, match="too few"):
+    with pytest.raises(ValueError, match="fewer than n"):
         detect.strip_entropy(model, pool, pool[:8], n=8)
 
 
