@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils import checks, detect, make_attack, make_model, train
+from course_utils import detect, make_attack, make_model, train
 
 
 def test_mad_anomaly_index_by_hand():
@@ -189,25 +189,111 @@ def test_retrain_without_is_cached(digits):
         detect.retrain_without(small, poisoned, poisoned.poisoned[:5], seed=0)
 
 
-def test_detection_checks():
-    assert checks.check_mad_anomaly_index(detect.mad_anomaly_index) is True
-    assert checks.check_superimposed_entropy(detect.superimposed_entropy) is True
+def test_nc_objective_batches_all_labels():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)).eval().requires_grad_(False)
+    x = torch.rand(4, 1, 4, 4)
+    ml, pl = torch.randn(3, 1, 4, 4, requires_grad=True), torch.randn(3, 1, 4, 4, requires_grad=True)
+    cost = torch.tensor([0.0, 0.1, 1.0])
+    keep = torch.ones(3, 4, dtype=torch.bool)
+    keep[1, :2] = False
+    loss, success = detect.nc_objective(net, x, ml, pl, cost, keep)
+    for k in range(3):  # one label at a time, by hand
+        m, p = torch.sigmoid(ml[k]), torch.sigmoid(pl[k])
+        xs = x[keep[k]]
+        logits = net((1 - m) * xs + m * p)
+        ce = torch.nn.functional.cross_entropy(logits, torch.full((len(xs),), k))
+        assert torch.isclose(loss[k], ce + cost[k] * m.sum(), atol=1e-5)
+        assert torch.isclose(success[k], (logits.argmax(1) == k).float().mean())
+    loss.sum().backward()
+    assert ml.grad is not None and ml.grad.abs().sum() > 0
 
-    def mean_not_median(values):
-        return (values - values.mean()).abs() / (1.4826 * (values - values.mean()).abs().mean())
 
-    with pytest.raises(AssertionError, match="MAD is the MEDIAN"):
-        checks.check_mad_anomaly_index(mean_not_median)
+def test_nc_update_costs_patience_and_reset():
+    costs, streak = torch.full((3,), 1e-3), torch.tensor([1, -1, 0])
+    success = torch.tensor([0.995, 0.5, 0.99])
+    new_costs, new_streak = detect.nc_update_costs(costs, streak, success, threshold=0.99, patience=2)
+    assert torch.allclose(new_costs, torch.tensor([1.5e-3, 1e-3 / 1.5 ** 1.5, 1e-3]))
+    assert new_streak.tolist() == [0, 0, 1]
+    assert streak.tolist() == [1, -1, 0]  # inputs untouched
+    flipped = detect.nc_update_costs(costs, torch.tensor([3, 3, -3]), torch.tensor([0.0, 1.0, 1.0]), patience=5)[1]
+    assert flipped.tolist() == [-1, 4, 1]
 
-    def max_prob(model, x, overlays):
-        blends = (x[:, None] + overlays[None]).clamp(0, 1).flatten(0, 1)
-        with torch.no_grad():
-            return model(blends).softmax(1).amax(1).view(len(x), -1).mean(1)
 
-    with pytest.raises(AssertionError, match="entropy"):
-        checks.check_superimposed_entropy(max_prob)
+def test_neural_cleanse_paper_schedule_option(digits):
+    model = make_model(in_shape=(1, 28, 28), num_classes=10, seed=0).eval()
+    result = detect.neural_cleanse(model, digits.x_test[:40], steps=20, success_threshold=0.99, patience=5)
+    assert result.l1_norms.shape == (10,)
+    with pytest.raises(ValueError, match="patience"):
+        detect.neural_cleanse(model, digits.x_test[:40], steps=2, patience=0)
 
-    def not_done(*args):
-        raise NotImplementedError()
 
-    assert checks.check_mad_anomaly_index(not_done) is False
+def _planted(seed=0):
+    """Features of 6 classes x 60; 12 samples of class 0 shifted along one direction (the 'poison')."""
+    g = torch.Generator().manual_seed(seed)
+    feats = torch.randn(360, 20, generator=g)
+    y = torch.arange(360) // 60
+    poisoned = torch.zeros(360, dtype=torch.bool)
+    poisoned[:12] = True
+    feats[:12, 0] += 12.0
+    x = torch.zeros(360, 1, 2, 2)
+    return x, y, feats, poisoned
+
+
+def test_data_level_removal_rules_find_planted_group():
+    x, y, feats, poisoned = _planted()
+    for rule in ("course", "paper"):
+        removed = detect.activation_clustering_remove(None, x, y, features=feats, rule=rule)
+        assert detect.precision_recall(removed, poisoned) == (1.0, 1.0)
+    # ICA's unit-variance components weigh the 9 noise directions like the shifted one: the split is worse
+    ica = detect.activation_clustering_remove(None, x, y, features=feats, reduce="ica")
+    assert ica.dtype == torch.bool and ica.shape == (360,)
+    ss = detect.spectral_signatures_remove(None, x, y, features=feats, z=3.0)
+    precision, recall = detect.precision_recall(ss, poisoned)
+    assert recall == 1.0 and precision > 0.8
+    paper = detect.spectral_signatures_remove(None, x, y, rule="paper", epsilon=0.2, features=feats)
+    assert int(paper.sum()) == 6 * 18  # 1.5 * 0.2 * 60 from every class
+    with pytest.raises(ValueError, match="rule"):
+        detect.activation_clustering_remove(None, x, y, features=feats, rule="smaller")
+    with pytest.raises(ValueError, match="reduce"):
+        detect.activation_clustering_scores(None, x, y, features=feats, reduce="tsne")
+    with pytest.raises(ValueError, match="epsilon"):
+        detect.spectral_signatures_remove(None, x, y, rule="paper", epsilon=0.9, features=feats)
+
+
+def test_spectral_signature_class_scores_matches_svd():
+    feats = torch.randn(15, 40, dtype=torch.float64)
+    centred = feats - feats.mean(0)
+    v = torch.linalg.svd(centred, full_matrices=False).Vh[0]
+    assert torch.allclose(detect.spectral_signature_class_scores(feats), (centred @ v) ** 2)
+    with pytest.raises(ValueError, match="rows"):
+        detect.spectral_signature_class_scores(feats[:1])
+
+
+def test_strip_never_blends_an_input_with_itself(digits):
+    model = make_model(in_shape=(1, 28, 28), num_classes=10, seed=0).eval()
+    pool = digits.x_test[:10]
+    g = torch.Generator().manual_seed(0)
+    picks = detect._avoid_self(cu_float(pool), cu_float(pool), torch.randint(10, (10, 8), generator=g), g)
+    assert not (picks == torch.arange(10).view(-1, 1)).any()
+    h = detect.strip_entropy(model, pool, pool, n=8)
+    assert h.shape == (10,)
+    with pytest.raises(ValueError, match="fewer than n"):
+        detect.strip_entropy(model, pool, pool[:8], n=8)
+
+
+def test_strip_two_tailed_rule():
+    clean = torch.linspace(1.0, 2.0, 101)
+    low, high = detect.strip_thresholds(clean, 0.1, two_tailed=True)
+    assert low == pytest.approx(1.05) and high == pytest.approx(1.95)
+    assert detect.strip_thresholds(clean, 0.1)[1] == float("inf")
+    rejected = detect.strip_reject(torch.tensor([0.5, 1.5, 2.5]), (low, high))
+    assert rejected.tolist() == [True, False, True]
+    score = detect.strip_two_tailed_score(torch.tensor([0.5, 1.5, 2.5]), clean)
+    assert score[1] == 0 and score[0] == pytest.approx(score[2].item())
+
+
+def cu_float(x):
+    from course_utils.data import as_float
+
+    return as_float(x)
