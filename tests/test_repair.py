@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import checks, metrics, repair
+from course_utils import metrics, repair
 from course_utils.models import small_cnn
 
 
@@ -150,27 +150,3 @@ def test_backdoorbench_reference_is_labelled():
     assert set(repair.REPAIRS) <= set(table)
     assert "BackdoorBench" in repair.BACKDOORBENCH_SOURCE
 
-
-def test_checks_accept_the_reference_and_name_mistakes(capsys):
-    assert checks.check_distillation_loss(repair.distillation_loss)
-    assert checks.check_attention_map(repair.attention_map)
-
-    def no_t2(s, t, y, T, a):
-        return a * F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1), reduction="batchmean") + (1 - a) * F.cross_entropy(s, y)
-
-    with pytest.raises(AssertionError, match="T\\^2"):
-        checks.check_distillation_loss(no_t2)
-    with pytest.raises(AssertionError, match="alpha weighs the wrong term"):
-        checks.check_distillation_loss(lambda s, t, y, T, a: repair.distillation_loss(s, t, y, T, 1 - a))
-    with pytest.raises(AssertionError, match="scalar"):
-        checks.check_distillation_loss(lambda s, t, y, T, a: F.cross_entropy(s, y, reduction="none"))
-    with pytest.raises(AssertionError, match="L2 norm 1"):
-        checks.check_attention_map(lambda fm, p: fm.abs().pow(p).sum(1))
-    with pytest.raises(AssertionError, match="squeeze"):
-        checks.check_attention_map(lambda fm, p: repair.attention_map(fm, p).unsqueeze(1))
-
-    def stub(*args):
-        raise NotImplementedError
-
-    assert checks.check_distillation_loss(stub) is False and checks.check_attention_map(stub) is False
-    assert "not implemented yet" in capsys.readouterr().out

@@ -14,13 +14,13 @@ from .evaluation import check_cusum, check_der, check_mean_ci
 from .hunt import check_detector, check_patch_scan
 from .poisoning import check_patch_trigger, check_poison_samples, check_sha256_file, check_verify_manifest
 from .recap import Question, recap
-from .repair import check_attention_map, check_distillation_loss
-from .robustness import check_fgsm, check_pgd_step
+from .repair import check_distillation_loss, check_nad_loss, check_prune_dormant
+from .robustness import check_fgsm, check_pgd
 from .stealth import check_blend, check_distances
 
 __all__ = [
     "GRADING_ENV", "learner_or_reference", "run_check", "Question", "recap",
-    "check_attention_map", "check_distillation_loss", "check_fgsm", "check_pgd_step",
+    "check_distillation_loss", "check_nad_loss", "check_prune_dormant", "check_fgsm", "check_pgd",
     "check_cusum", "check_der", "check_mean_ci", "check_detector", "check_patch_scan",
     "check_patch_trigger", "check_poison_samples", "check_sha256_file", "check_verify_manifest",
     "check_blend", "check_distances", "check_nc_objective", "check_nc_update_costs",
