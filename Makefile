@@ -5,14 +5,21 @@ PY     := $(VENV)/bin/python
 # make test runs every notebook from a cold model cache of its own, so timings are honest.
 TEST_CACHE := $(CURDIR)/.cache/test
 
-.PHONY: lab test unit student lint bench release grade clean-cache
+.PHONY: lab test unit student lint bench release grade clean-cache constraints
 
-$(VENV)/installed: requirements.txt requirements-dev.txt pyproject.toml
+# constraints.txt pins the versions CI tested (Binder uses it too); torch_index.py picks the CPU-only
+# torch on a Linux machine without an NVIDIA GPU when PyTorch's CPU index answers, and says which it used.
+$(VENV)/installed: requirements.txt requirements-dev.txt pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10 or newer is needed"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) course_tools/torch_index.py --constraint constraints.txt
+	$(PY) -m pip install --quiet -c constraints.txt -r requirements-dev.txt
 	touch $@
+
+constraints: $(VENV)/installed  ## re-pin constraints.txt to what .venv has now (after changing requirements)
+	{ echo "# The versions CI tested: make test and Binder install with -c constraints.txt. Regenerate: make constraints"; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v '^-e '; } > constraints.txt
 
 lab: $(VENV)/installed  ## open the course in JupyterLab
 	$(VENV)/bin/jupyter lab notebooks/

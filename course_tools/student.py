@@ -4,8 +4,8 @@
     python -m course_tools.student --check  # exit 1 if anything committed is stale (CI)
 
 For every solutions/NN_topic.ipynb it
-  1. sets the first code cell (tagged ``colab-setup``) to install the course on Colab,
-     from the repository URL in pyproject.toml, the one place that URL lives;
+  1. sets the first code cell (tagged ``colab-setup``) to install the course on Colab, from the
+     repository URL and the release tag ("v" + version) in pyproject.toml, the one place both live;
   2. strips outputs and execution counts (notebooks are stored clean);
   3. writes notebooks/NN_topic.ipynb with every ``### BEGIN SOLUTION`` ... ``### END SOLUTION``
      block replaced by a stub (``# YOUR CODE HERE`` + ``raise NotImplementedError()``, same
@@ -41,18 +41,32 @@ _ANSWER_LINE = re.compile(r"^[ \t]*[A-Za-z_]\w*[ \t]*=[^=].*$")
 _BLOCK = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)", re.M | re.S)
 
 
+def _project(root: Path = ROOT) -> dict:
+    return tomllib.loads((root / "pyproject.toml").read_text())["project"]
+
+
 def repository_url(root: Path = ROOT) -> str:
     """The course's GitHub URL, from pyproject.toml [project.urls] Repository."""
-    meta = tomllib.loads((root / "pyproject.toml").read_text())
-    return meta["project"]["urls"]["Repository"].rstrip("/")
+    return _project(root)["urls"]["Repository"].rstrip("/")
 
 
-def colab_setup_source(url: str) -> str:
+def release_tag(root: Path = ROOT) -> str:
+    """The release the Colab cells install: "v" + pyproject's version (see README, "Cutting a release")."""
+    return "v" + _project(root)["version"]
+
+
+def colab_setup_source(url: str, tag: str) -> str:
     return (
         "# On Google Colab, install the course first (this cell does nothing anywhere else).\n"
+        "import os\n"
         "import sys\n\n"
         'if "google.colab" in sys.modules:\n'
-        f'    %pip install --quiet "backdoor-course @ git+{url}"'
+        f'    %pip install --quiet "backdoor-course @ git+{url}@{tag}"\n'
+        "    # The cpu profile is the one measured end to end; for CIFAR-10 and ResNet-18 on a Colab GPU,\n"
+        '    # change "cpu" to "gpu" (before the next cell imports the course).\n'
+        '    os.environ.setdefault("BACKDOOR_COURSE_PROFILE", "cpu")\n'
+        "    # To keep trained models on your Google Drive across Colab sessions, uncomment:\n"
+        "    # import course_utils; course_utils.colab.setup_colab()"
     )
 
 
@@ -87,9 +101,9 @@ def clean(nb) -> bool:
     return changed
 
 
-def set_colab_cell(nb, url: str) -> None:
+def set_colab_cell(nb, url: str, tag: str) -> None:
     """Make the first code cell the Colab setup cell (inserted if missing)."""
-    source = colab_setup_source(url)
+    source = colab_setup_source(url, tag)
     for cell in nb.cells:
         if cell.cell_type == "code":
             if SETUP_TAG in cell.metadata.get("tags", []):
@@ -152,13 +166,13 @@ def fill_readme(text: str, blocks: dict[str, str]) -> str:
 
 def generate(root: Path = ROOT) -> dict[Path, str]:
     """Every generated file's path and wanted text."""
-    url = repository_url(root)
+    url, tag = repository_url(root), release_tag(root)
     wanted: dict[Path, str] = {}
     names = []
     for path in sorted((root / "solutions").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         clean(nb)
-        set_colab_cell(nb, url)
+        set_colab_cell(nb, url, tag)
         tag_written_answers(nb)
         wanted[path] = nbformat.writes(nb) + "\n"
         wanted[root / "notebooks" / path.name] = nbformat.writes(student_copy(nb)) + "\n"
