@@ -11,6 +11,13 @@ quickest-change detector: small, persistent shifts add up, isolated outliers do 
 threshold trades detection delay against false alarms; `threshold_for_false_alarms`
 sets it from clean calibration streams. Everything is batched: the recursion is computed
 with cumulative sums (S_t = C_t - min(0, min_{s<=t} C_s), C = cumsum(z - slack)).
+
+As in the paper / here: Page's CUSUM adds the log-likelihood ratio of a known post-change
+distribution to a known pre-change one. For a shift of the mean of a unit-variance Gaussian by
+delta, that increment is delta * (z - delta / 2): the slack is delta / 2, the shift the monitor is
+tuned to. Here the clean mean and std are estimated from the defender's small calibration set,
+the scores are not Gaussian, and the threshold is set for a false-alarm rate per stream of a
+given length (bootstrapped, `score_threshold`) rather than for Page's average run length.
 """
 
 from __future__ import annotations
@@ -125,13 +132,33 @@ def class_frequencies(model: nn.Module, x: torch.Tensor, num_classes: int = 10) 
 def score_statistic(scores, clean_scores, slack: float = 0.5) -> np.ndarray:
     """CUSUM of per-input suspicion `scores` (T,), standardised by clean calibration scores (higher = worse).
 
+    The mean and std come from the clean calibration scores, never from the stream itself: the
+    stream's own statistics would absorb the very shift the monitor is looking for.
     For STRIP, pass minus the entropy: low entropy is what a trigger causes.
     """
     clean = np.asarray(clean_scores, dtype=np.float64)
     if clean.size < 2:
         raise ValueError("need at least two clean calibration scores to standardise")
+    if slack < 0:
+        raise ValueError(f"slack must be >= 0 (in clean standard deviations, e.g. 0.5), got {slack}")
     z = (np.asarray(scores, dtype=np.float64) - clean.mean()) / (clean.std() + 1e-12)
     return cusum(z, slack)
+
+
+def cusum_alarm(scores, clean_scores, threshold: float, slack: float = 0.5) -> int | None:
+    """The score monitor in one call: the index of the first input whose CUSUM exceeds `threshold`, or None.
+
+    scores: per-input suspicion scores in arrival order (T,), higher = more suspicious;
+    clean_scores: the defender's clean calibration scores (M,), M >= 2, which set the baseline
+    mean and std; threshold: h >= 0, in clean standard deviations; slack: k >= 0 (Page, 1954).
+    The alarm goes off at the first t with S_t > h, S_t = max(0, S_{t-1} + z_t - k), S_{-1} = 0.
+    """
+    if not np.isfinite(threshold) or threshold < 0:
+        raise ValueError(f"threshold must be a finite number >= 0 (e.g. from score_threshold), got {threshold}")
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 1:
+        raise ValueError(f"scores must be 1-D (one score per input, in arrival order), got shape {scores.shape}")
+    return first_alarm(score_statistic(scores, clean_scores, slack), threshold)
 
 
 def first_alarm(statistic: np.ndarray, threshold: float) -> int | None:
@@ -140,9 +167,14 @@ def first_alarm(statistic: np.ndarray, threshold: float) -> int | None:
     return int(above[0]) if above.size else None
 
 
-def threshold_for_false_alarms(clean_statistics: list[np.ndarray], rate: float = 0.05) -> float:
-    """The threshold that `rate` of the clean calibration streams exceed somewhere (a quantile of their maxima)."""
-    if not clean_statistics:
+def threshold_for_false_alarms(clean_statistics, rate: float = 0.05) -> float:
+    """The threshold that `rate` of the clean calibration streams exceed somewhere (a quantile of their maxima).
+
+    clean_statistics: the monitor's statistic on each clean stream, a list of (T,) arrays or a (K, T) array.
+    A stream raises a false alarm if its statistic exceeds the threshold at ANY step, so the quantile is
+    taken over the streams' maxima, not over the steps.
+    """
+    if len(clean_statistics) == 0:
         raise ValueError("give the statistics of at least one clean calibration stream")
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"rate must be in [0, 1), got {rate}")
@@ -171,26 +203,46 @@ def drift_threshold(clean_preds: torch.Tensor, num_classes: int = 10, *, rate: f
 
 
 def _bootstrap_threshold(clean: torch.Tensor, statistic, rate: float, length: int, streams: int, seed: int) -> float:
-    """The (1 - rate) quantile of statistic(stream, boot) over `streams` pairs drawn from `clean`: a bootstrap
-    resample `boot` (the baseline the monitor would estimate) and a stream of `length` clean values."""
+    """The (1 - rate) quantile of the maxima of `_bootstrap_statistics`."""
+    return threshold_for_false_alarms(_bootstrap_statistics(clean, statistic, length, streams, seed), rate)
+
+
+def _bootstrap_statistics(clean: torch.Tensor, statistic, length: int, streams: int, seed: int) -> list[np.ndarray]:
+    """statistic(stream, boot) for `streams` pairs drawn from `clean`: a bootstrap resample `boot` (the
+    baseline the monitor would estimate) and a stream of `length` clean values."""
+    if not isinstance(length, int) or length < 1 or not isinstance(streams, int) or streams < 1:
+        raise ValueError(f"length and streams must be positive ints, got {length!r} and {streams!r}")
     g = torch.Generator().manual_seed(seed)
-    maxima = []
+    out = []
     for _ in range(streams):
         boot = clean[torch.randint(len(clean), (len(clean),), generator=g)]
         stream = clean[torch.randint(len(clean), (length,), generator=g)]
-        maxima.append(statistic(stream, boot))
-    return threshold_for_false_alarms(maxima, rate)
+        out.append(statistic(stream, boot))
+    return out
 
 
 def score_threshold(clean_scores, *, rate: float = 0.05, length: int = 1000, streams: int = 200,
                     slack: float = 0.5, seed: int = 0) -> float:
     """A threshold for `score_statistic` from the defender's clean scores, bootstrapped like `drift_threshold`:
     each calibration stream is standardised by the mean and std of its own resample of the clean scores."""
+    return threshold_for_false_alarms(calibration_statistics(clean_scores, length=length, streams=streams,
+                                                             slack=slack, seed=seed), rate)
+
+
+def calibration_statistics(clean_scores, *, length: int = 1000, streams: int = 200, slack: float = 0.5,
+                           seed: int = 0) -> np.ndarray:
+    """`score_statistic` on `streams` clean calibration streams of `length` scores: float64 (streams, length).
+
+    Each stream is drawn from the defender's clean scores and standardised by the mean and std of
+    its own bootstrap resample of them (Efron, 1979), so the spread of the statistic includes how
+    little a small clean set says about "normal". A threshold exceeded by `rate` of the rows'
+    maxima (`threshold_for_false_alarms`) raises a false alarm on about `rate` of clean streams.
+    """
     clean = torch.as_tensor(np.asarray(clean_scores, dtype=np.float64))
     if clean.ndim != 1 or len(clean) < 2:
         raise ValueError("clean_scores must be 1-D with at least two scores")
-    return _bootstrap_threshold(clean, lambda stream, boot: score_statistic(stream.numpy(), boot.numpy(), slack),
-                                rate, length, streams, seed)
+    return np.stack(_bootstrap_statistics(
+        clean, lambda stream, boot: score_statistic(stream.numpy(), boot.numpy(), slack), length, streams, seed))
 
 
 def alarm_summary(stream: Stream, statistic: np.ndarray, threshold: float) -> dict:
@@ -202,7 +254,14 @@ def alarm_summary(stream: Stream, statistic: np.ndarray, threshold: float) -> di
     """
     if len(statistic) != len(stream.triggered):
         raise ValueError(f"statistic has {len(statistic)} steps but the stream has {len(stream.triggered)}")
-    alarm = first_alarm(statistic, threshold)
+    return alarm_outcome(stream, first_alarm(statistic, threshold))
+
+
+def alarm_outcome(stream: Stream, alarm: int | None) -> dict:
+    """`alarm_summary` from the index of the first alarm (None: no alarm), e.g. from `cusum_alarm`."""
+    if alarm is not None and not 0 <= alarm < len(stream.triggered):
+        raise ValueError(f"alarm must be None or an index into the stream (0 to {len(stream.triggered) - 1}), "
+                         f"got {alarm}")
     false_alarm = alarm is not None and alarm < stream.start
     delay = alarm - stream.start if alarm is not None and not false_alarm else None
     seen = int(stream.triggered[: alarm + 1].sum()) if delay is not None else None

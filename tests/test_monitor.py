@@ -113,3 +113,45 @@ def test_bootstrapped_thresholds_control_false_alarms():
         monitor.drift_threshold(torch.tensor([1]))
     with pytest.raises(ValueError, match="at least two"):
         monitor.score_threshold([0.5])
+
+
+def test_cusum_alarm_is_the_first_alarm_of_the_score_statistic():
+    rng = np.random.default_rng(2)
+    clean = rng.normal(3.0, 2.0, size=300)
+    scores = np.concatenate([rng.normal(3.0, 2.0, size=200), rng.normal(7.0, 2.0, size=100)])
+    stat = monitor.score_statistic(scores, clean, 0.5)
+    alarm = monitor.cusum_alarm(scores, clean, 5.0, 0.5)
+    assert alarm == monitor.first_alarm(stat, 5.0) and 200 <= alarm < 215
+    assert stat[alarm] > 5.0 and stat[alarm - 1] <= 5.0
+    assert monitor.cusum_alarm(-scores, -clean, 5.0, 0.5) is None  # one-sided: a drop is not suspicious
+    assert monitor.cusum_alarm(np.array([100.0]), clean, 5.0) == 0
+    assert monitor.cusum_alarm(np.array([], dtype=float), clean, 5.0) is None
+    with pytest.raises(ValueError, match="threshold"):
+        monitor.cusum_alarm(scores, clean, -1.0)
+    with pytest.raises(ValueError, match="1-D"):
+        monitor.cusum_alarm(scores.reshape(2, -1), clean, 5.0)
+    with pytest.raises(ValueError, match="slack"):
+        monitor.cusum_alarm(scores, clean, 5.0, slack=-0.5)
+
+
+def test_calibration_statistics_give_the_score_threshold():
+    scores = np.random.default_rng(0).normal(size=150)
+    stats = monitor.calibration_statistics(scores, length=200, streams=30, slack=0.5, seed=1)
+    assert stats.shape == (30, 200) and (stats >= 0).all()
+    h = monitor.score_threshold(scores, rate=0.1, length=200, streams=30, slack=0.5, seed=1)
+    assert h == monitor.threshold_for_false_alarms(stats, 0.1) == monitor.threshold_for_false_alarms(list(stats), 0.1)
+    assert (stats.max(axis=1) > h).sum() == 3
+    with pytest.raises(ValueError, match="positive ints"):
+        monitor.calibration_statistics(scores, length=0)
+    with pytest.raises(ValueError, match="at least one"):
+        monitor.threshold_for_false_alarms(np.zeros((0, 5)))
+
+
+def test_alarm_outcome_from_an_index():
+    stream = monitor.Stream(torch.zeros(10, 1, 2, 2), torch.zeros(10, dtype=torch.long),
+                            torch.arange(10) >= 6, start=4, index=torch.arange(10))
+    assert monitor.alarm_outcome(stream, 2) == {"alarm": 2, "false_alarm": True, "delay": None, "triggered_seen": None}
+    assert monitor.alarm_outcome(stream, 7) == {"alarm": 7, "false_alarm": False, "delay": 3, "triggered_seen": 2}
+    assert monitor.alarm_outcome(stream, None)["alarm"] is None
+    with pytest.raises(ValueError, match="index into the stream"):
+        monitor.alarm_outcome(stream, 10)

@@ -1,95 +1,153 @@
-"""Checks for lesson 06: the defense effectiveness rating, a confidence interval, CUSUM."""
+"""Checks for lesson 06: the CUSUM monitor on a stream of scores, and its threshold for a false-alarm rate.
+
+Each wrong answer a learner plausibly writes is computed below (`_WRONG`) and named when the
+learner's alarm index matches it on a stream where the right answer differs: that tells the
+learner what they did, not only that the number is off.
+"""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from scipy import stats
 
-from ..metrics import der, mean_ci
-from ..monitor import cusum
+from ..monitor import calibration_statistics, cusum, cusum_alarm, first_alarm, threshold_for_false_alarms
 from .core import call_learner, run_check
 
 
-def _number(got, what: str) -> float:
-    if isinstance(got, bool) or not isinstance(got, (int, float, np.floating)):
-        raise AssertionError(f"{what}: expected a float, got {type(got).__name__}")
-    return float(got)
+def _alarm(z: np.ndarray, threshold: float) -> int | None:
+    return first_alarm(z, threshold)
 
 
-def check_der(fn) -> bool:
-    """fn(ca_before, asr_before, ca_after, asr_after) -> DER in [0, 1]."""
-    cases = [  # (ca_before, asr_before, ca_after, asr_after, what it tests)
-        (0.98, 1.00, 0.95, 0.05, "a good defense (ASR 100 % -> 5 %, CA -3 points)"),
-        (0.98, 1.00, 0.98, 1.00, "no effect at all"),
-        (0.98, 0.90, 0.99, 0.20, "CA goes UP: a CA gain is not a bonus, max(0, dCA) = 0"),
-        (0.98, 0.10, 0.90, 0.60, "ASR goes UP: no gain, max(0, dASR) = 0"),
-        (0.98, 1.00, 0.10, 0.00, "ASR gone, but so is the model"),
+def _standardise(scores, clean) -> np.ndarray:
+    return (scores - clean.mean()) / clean.std()
+
+
+# Plausible wrong versions of cusum_alarm(scores, clean, h, k): (what the learner did, how to fix it).
+_WRONG = {
+    "no_reset": (lambda s, c, h, k: _alarm(np.cumsum(_standardise(s, c) - k), h),
+                 "the statistic is never reset to 0: S_t = max(0, S_(t-1) + z_t - slack) forgets a clean past, a plain "
+                 "running sum lets a long clean stretch bury the attack"),
+    "two_sided": (lambda s, c, h, k: _alarm(np.maximum(cusum(_standardise(s, c), k), cusum(-_standardise(s, c), k)), h),
+                  "the monitor also alarms when the scores go DOWN (a two-sided CUSUM); only higher scores are "
+                  "suspicious here"),
+    "absolute": (lambda s, c, h, k: _alarm(cusum(np.abs(_standardise(s, c)), k), h),
+                 "the monitor alarms on large scores in either direction (|z|); only higher scores are suspicious"),
+    "no_slack": (lambda s, c, h, k: _alarm(cusum(_standardise(s, c), 0.0), h),
+                 "the slack is not subtracted: without it, ordinary clean fluctuations pile up into false alarms"),
+    "own_stats": (lambda s, c, h, k: _alarm(cusum((s - s.mean()) / s.std(), k), h),
+                  "the scores are standardised with the STREAM's own mean and std; use the clean calibration "
+                  "scores: the stream's statistics absorb the very shift you want to see"),
+    "raw": (lambda s, c, h, k: _alarm(cusum(s, k), h),
+            "the scores are not standardised: subtract the clean mean and divide by the clean std first"),
+    "late": (lambda s, c, h, k: None if (a := cusum_alarm(s, c, h, k)) is None else a + 1,
+             "one past the alarm: return the index t of the first S_t > threshold (0-based)"),
+    "early": (lambda s, c, h, k: None if (a := cusum_alarm(s, c, h, k)) is None else a - 1,
+              "one before the alarm: return the index t of the first S_t > threshold (0-based)"),
+}
+
+
+def _streams() -> list[tuple[str, np.ndarray, np.ndarray, float, float]]:
+    """(what it tests, scores, clean scores, threshold, slack): streams with a known change point."""
+    rng = np.random.default_rng(6)
+    clean = rng.normal(size=200)
+    shifted = np.concatenate([rng.normal(size=150), rng.normal(1.5, 1.0, size=100)])
+    drop = np.concatenate([rng.normal(size=100), rng.normal(-3.0, 1.0, size=100)])
+    entropy_clean = rng.normal(5.0, 2.0, size=200)  # STRIP-like: mean 5, std 2
+    entropy = np.concatenate([rng.normal(5.0, 2.0, size=60), rng.normal(9.0, 2.0, size=40)])
+    spike = np.concatenate([[12.0], rng.normal(size=20)])
+    return [
+        ("a shift of +1.5 std at input 150 (threshold 5, slack 0.5)", shifted, clean, 5.0, 0.5),
+        ("scores that DROP by 3 std at input 100: not suspicious, no alarm", drop, clean, 5.0, 0.5),
+        ("a clean stream of 300 inputs (threshold 8, slack 0.5): no alarm", rng.normal(size=300), clean, 8.0, 0.5),
+        ("calibration scores with mean 5 and std 2, a shift of +2 std at input 60", entropy, entropy_clean, 4.0, 0.5),
+        ("the very first input is 12 std above normal", spike, clean, 5.0, 0.5),
+        ("float32 scores, as STRIP entropies come (shift at input 150, slack 1.0)", shifted.astype(np.float32),
+         clean.astype(np.float32), 3.0, 1.0),
     ]
 
-    def body():
-        for ca_b, asr_b, ca_a, asr_a, what in cases:
-            got = _number(call_learner(fn, ca_b, asr_b, ca_a, asr_a), what)
-            want = der(ca_b, asr_b, ca_a, asr_a)
-            if not math.isclose(got, want, abs_tol=1e-9):
-                hint = ""
-                if math.isclose(got, 2 * want - 1, abs_tol=1e-9) or math.isclose(got, 2 * want, abs_tol=1e-9):
-                    hint = " (did you forget the + 1 and / 2 that map the rating into [0, 1]?)"
-                raise AssertionError(f"{what}: CA {ca_b} -> {ca_a}, ASR {asr_b} -> {asr_a}: expected DER "
-                                     f"{want:.4f}, got {got:.4f} (off by {got - want:+.4f}){hint}")
-        return f"{len(cases)} cases, including a CA gain and an ASR rise"
-    return run_check("der", body)
+
+def _index(got, what: str) -> int | None:
+    if got is None:
+        return None
+    if isinstance(got, (bool, np.bool_)) or not isinstance(got, (int, np.integer)):
+        raise AssertionError(f"{what}: expected an int index or None, got {type(got).__name__} {got!r}")
+    return int(got)
 
 
-def check_mean_ci(fn) -> bool:
-    """fn(values, confidence=0.95) -> (mean, half_width) of the Student-t interval."""
-    cases = [[0.97, 0.98, 0.99], [0.10, 0.30, 0.20, 0.25], [0.5, 0.5, 0.5], [0.951, 0.962, 0.978, 0.940, 0.955]]
-
-    def body():
-        for values in cases:
-            got = call_learner(fn, list(values))
-            if not (isinstance(got, tuple) and len(got) == 2):
-                raise AssertionError(f"values {values}: expected a tuple (mean, half_width), got {type(got).__name__}")
-            mean, half = (_number(v, f"values {values}") for v in got)
-            want_mean, want_half = mean_ci(values)
-            if not math.isclose(mean, want_mean, abs_tol=1e-9):
-                raise AssertionError(f"values {values}: expected mean {want_mean:.5f}, got {mean:.5f}")
-            if not math.isclose(half, want_half, rel_tol=1e-6, abs_tol=1e-12):
-                n, std0 = len(values), float(np.std(values))
-                z = 1.959964 * float(np.std(values, ddof=1)) / math.sqrt(n)
-                t0 = stats.t.ppf(0.975, n - 1) * std0 / math.sqrt(n)
-                hint = (" (that is 1.96 * s / sqrt(n): with so few seeds use Student's t with n - 1 degrees of "
-                        "freedom, scipy.stats.t.ppf(0.975, n - 1))" if math.isclose(half, z, rel_tol=1e-4) else
-                        " (that uses the population std; use the sample std, ddof=1)" if math.isclose(half, t0, rel_tol=1e-4)
-                        else "")
-                raise AssertionError(f"values {values}: expected half-width {want_half:.5f}, got {half:.5f} "
-                                     f"(off by {half - want_half:+.5f}){hint}")
-        return f"{len(cases)} cases, n = 3 to 5"
-    return run_check("mean_ci", body)
+def _diagnose(got: int | None, scores, clean, threshold: float, slack: float) -> str:
+    s, c = np.asarray(scores, dtype=np.float64), np.asarray(clean, dtype=np.float64)
+    for wrong, why in _WRONG.values():
+        if wrong(s, c, threshold, slack) == got:
+            return f": it looks like {why}"
+    return ""
 
 
-def check_cusum(fn) -> bool:
-    """fn(z, slack) -> array S with S_t = max(0, S_{t-1} + z_t - slack), S_0 = 0."""
-    rng = np.random.default_rng(0)
-    cases = [(np.array([0.0, 1.0, 2.0, -5.0, 1.0]), 0.5), (rng.normal(size=30), 0.5),
-             (np.concatenate([rng.normal(size=20), rng.normal(1.5, 1, size=20)]), 0.75), (np.zeros(4), 0.0)]
+def _describe(index: int | None) -> str:
+    return "no alarm (None)" if index is None else f"an alarm at input {index}"
+
+
+def check_cusum_alarm(fn) -> bool:
+    """fn(scores, clean_scores, threshold, slack) -> the index of the first CUSUM alarm, or None."""
+    cases = _streams()
 
     def body():
-        for z, slack in cases:
-            before = z.copy()
-            got = call_learner(fn, z, slack)
-            if not np.array_equal(before, z):
-                raise AssertionError("z was changed in place; compute a new array")
-            got = np.asarray(got, dtype=float)
-            want = cusum(before, slack)
-            if got.shape != want.shape:
-                raise AssertionError(f"{len(z)} scores: expected {want.shape[0]} statistics (one per step), got shape {got.shape}")
-            wrong = np.flatnonzero(~np.isclose(got, want, atol=1e-9))
-            if wrong.size:
-                t = int(wrong[0])
-                hint = " (the statistic must never go below 0: max(0, ...))" if got.min() < -1e-9 else ""
-                raise AssertionError(f"z = {np.round(before[:6], 3).tolist()}..., slack = {slack}: first wrong at step {t}: "
-                                     f"expected {want[t]:.4f}, got {got[t]:.4f}{hint}")
-        return f"{len(cases)} streams"
-    return run_check("cusum", body)
+        for what, scores, clean, threshold, slack in cases:
+            before, clean_before = scores.copy(), clean.copy()
+            got = _index(call_learner(fn, scores, clean, threshold, slack), what)
+            if not (np.array_equal(before, scores) and np.array_equal(clean_before, clean)):
+                raise AssertionError(f"{what}: the scores were changed in place; compute new arrays")
+            want = cusum_alarm(scores, clean, threshold, slack)
+            if got != want:
+                off = f" ({got - want:+d} inputs)" if got is not None and want is not None else ""
+                raise AssertionError(f"{what}: expected {_describe(want)}, got {_describe(got)}{off}"
+                                     f"{_diagnose(got, scores, clean, threshold, slack)}")
+        return f"{len(cases)} streams with known change points, a drop, a clean stream and an alarm at input 0"
+    return run_check("cusum_alarm", body)
+
+
+def _calibrations() -> list[tuple[np.ndarray, float]]:
+    """(clean statistics (K, T), rate) with rate * K a whole number of streams."""
+    rng = np.random.default_rng(60)
+    return [(calibration_statistics(rng.normal(size=200), length=300, streams=k, slack=0.5, seed=k), rate)
+            for k, rate in ((200, 0.05), (40, 0.1), (100, 0.01), (20, 0.25))]
+
+
+def _wrong_threshold_hint(h: float, stats: np.ndarray, rate: float) -> str:
+    flat, maxima = stats.ravel(), stats.max(axis=1)
+    if math.isclose(h, float(np.quantile(flat, 1 - rate)), rel_tol=1e-6):
+        return (" (that is a quantile over every step: it bounds the share of STEPS above the threshold, but a "
+                "stream alarms if ANY of its steps is above it; take each stream's maximum first)")
+    if math.isclose(h, float(np.quantile(maxima, rate)), rel_tol=1e-6) or math.isclose(
+            h, float(np.quantile(flat, rate)), rel_tol=1e-6):
+        return " (the quantile at `rate` leaves 1 - rate of the streams above it; you want the one at 1 - rate)"
+    return ""
+
+
+def check_threshold_for_rate(fn) -> bool:
+    """fn(clean_statistics (K, T), rate) -> a threshold that about `rate` of the K clean streams exceed."""
+    cases = _calibrations()
+
+    def body():
+        for stats, rate in cases:
+            k = len(stats)
+            before = stats.copy()
+            got = call_learner(fn, stats, rate)
+            if not np.array_equal(before, stats):
+                raise AssertionError("clean_statistics was changed in place (sorting it?); work on a copy")
+            if isinstance(got, bool) or not isinstance(got, (int, float, np.floating, np.integer)):
+                raise AssertionError(f"expected a float threshold, got {type(got).__name__} {got!r}")
+            h, allowed = float(got), round(rate * k)
+            alarms = int((stats.max(axis=1) > h).sum())
+            what = f"{k} clean streams of {stats.shape[1]} steps, rate {rate}"
+            if alarms > allowed:
+                raise AssertionError(f"{what}: with your threshold {h:.3f}, {alarms} streams raise a false alarm, "
+                                     f"{alarms - allowed} more than the {allowed} allowed (reference threshold "
+                                     f"{threshold_for_false_alarms(stats, rate):.3f})"
+                                     f"{_wrong_threshold_hint(h, stats, rate)}")
+            if int((stats.max(axis=1) >= h).sum()) < allowed:
+                raise AssertionError(f"{what}: with your threshold {h:.3f} only {alarms} streams alarm where {allowed} "
+                                     f"may: it is higher than it needs to be, so real attacks are caught later "
+                                     f"(reference threshold {threshold_for_false_alarms(stats, rate):.3f})")
+        return f"{len(cases)} calibrations, 20 to 200 streams, rates 1 % to 25 %"
+    return run_check("threshold_for_rate", body)
