@@ -180,3 +180,57 @@ def sticker_asr(model, data: ImageData, **sticker) -> float:
 
     stops = data.x_test[data.y_test == STOP]
     return (predict(model, add_sticker(stops, **sticker)) == SPEED_LIMIT).float().mean().item()
+
+
+# GTSRB's class ids of the six sign types above (Stallkamp et al., 2012).
+GTSRB_IDS = (14, 1, 13, 17, 35, 12)
+
+
+def load_gtsrb(size: int = 32, test_fraction: float = 0.25):
+    """Real sign photographs: the six types above from torchvision's GTSRB test split (12,630 images, 88 MB),
+    from the cache folder or downloaded; None when neither works (no network). Split seeded, uint8 images."""
+    from .cache import cache_dir
+    from .data import _online
+
+    try:
+        import torchvision.datasets as tvd
+    except Exception:
+        return None
+    root = cache_dir() / "data"
+    for download in (False, True):
+        if download and not _online("sid.erda.dk"):
+            return None
+        try:
+            gtsrb = tvd.GTSRB(root, split="test", download=download)
+            break
+        except (RuntimeError, OSError):
+            continue
+    else:
+        return None
+    keep = [(path, GTSRB_IDS.index(label)) for path, label in gtsrb._samples if label in GTSRB_IDS]
+    images = torch.stack([_resized(path, size) for path, _ in keep])
+    labels = torch.tensor([label for _, label in keep], dtype=torch.int64)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    n_test = round(test_fraction * len(labels))
+    te, tr = order[:n_test], order[n_test:]
+    return ImageData(images[tr], labels[tr], images[te], labels[te], name=f"gtsrb6-{size}", classes=CLASSES,
+                     source=f"GTSRB (Stallkamp et al., 2012), six sign types, {len(tr)} train / {n_test} test photographs")
+
+
+def _resized(path, size: int) -> torch.Tensor:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        arr = torch.frombuffer(bytearray(im.convert("RGB").resize((size, size)).tobytes()), dtype=torch.uint8)
+    return arr.view(size, size, 3).permute(2, 0, 1).contiguous()
+
+
+def load_signs(size: int = 32) -> ImageData:
+    """GTSRB's photographs when they can be had, else the synthetic drawn set, saying which."""
+    real = load_gtsrb(size)
+    if real is not None:
+        return real
+    print("Note: GTSRB could not be loaded (no cached copy and no network), so this lesson uses SYNTHETIC signs "
+          "drawn by course_utils.signs: six sign types in random poses, light, clutter, noise and blur. They are "
+          "easier than photographs; read the accuracies below with that in mind.")
+    return sign_data(size=size)
