@@ -110,3 +110,15 @@ def _whole_file(path, card):
 def test_load_verified_wrong_answers_fail(wrong, message):
     with pytest.raises(AssertionError, match=message):
         checks.check_load_verified(wrong)
+
+
+# ---------------------------------------------------------------- recap keys of lesson 08
+def test_lesson_08_recap_keys_answer_their_own_questions(capsys):
+    from course_utils.checks.quiz.lesson_08 import QUESTIONS
+
+    assert 3 <= len(QUESTIONS) <= 5
+    for qid, question in QUESTIONS.items():
+        assert checks.recap(qid, question.answer) is True
+        wrong = "a" if question.answer != "a" else "b"
+        assert checks.recap(qid, wrong if isinstance(question.answer, str) else question.answer + 1) is False
+    assert "Not quite" in capsys.readouterr().out

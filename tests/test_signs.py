@@ -44,3 +44,9 @@ def test_poison_stop_signs_relabels_only_stop_signs():
     assert torch.equal(x[~mask], data.x_train[~mask])
     with pytest.raises(ValueError):
         signs.poison_stop_signs(data, rate=0.5)
+
+
+def test_gtsrb_is_none_offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("BACKDOOR_COURSE_OFFLINE", "1")
+    monkeypatch.setenv("BACKDOOR_COURSE_CACHE", str(tmp_path))
+    assert signs.load_gtsrb() is None  # no cached copy and no network: the lesson draws its signs
