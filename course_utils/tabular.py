@@ -61,7 +61,7 @@ def load_breast_cancer(test_fraction: float = 0.3, split_seed: int = 0) -> Tabul
     y = torch.tensor(1 - bunch.target, dtype=torch.int64)  # sklearn: 0 = malignant; here 1 = malignant
     tr, te = train_test_split(range(len(y)), test_size=test_fraction, stratify=y.numpy(), random_state=split_seed)
     tr, te = torch.tensor(tr), torch.tensor(te)
-    return TabularData(x[tr], y[tr], x[te], y[te], tuple(bunch.feature_names))
+    return TabularData(x[tr], y[tr], x[te], y[te], tuple(str(n) for n in bunch.feature_names))
 
 
 def _check_table(x, what: str = "x") -> None:
