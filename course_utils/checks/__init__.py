@@ -7,16 +7,16 @@ from .core import GRADING_ENV, learner_or_reference, run_check
 from .detection import check_mad_anomaly_index, check_superimposed_entropy
 from .evaluation import check_cusum, check_der, check_mean_ci
 from .hunt import check_detector, check_patch_scan
-from .poisoning import check_patch_trigger, check_poison_samples, check_sha256_file, check_verify_manifest
+from .poisoning import check_patch_trigger, check_poison_dataset, check_sha256_file, check_verify_manifest
 from .recap import Question, recap
 from .repair import check_attention_map, check_distillation_loss
 from .robustness import check_fgsm, check_pgd_step
-from .stealth import check_blend, check_distances
+from .stealth import check_blend, check_wanet_warp
 
 __all__ = [
     "GRADING_ENV", "learner_or_reference", "run_check", "Question", "recap",
     "check_attention_map", "check_distillation_loss", "check_fgsm", "check_pgd_step",
     "check_cusum", "check_der", "check_mean_ci", "check_detector", "check_patch_scan",
-    "check_patch_trigger", "check_poison_samples", "check_sha256_file", "check_verify_manifest",
-    "check_blend", "check_distances", "check_mad_anomaly_index", "check_superimposed_entropy",
+    "check_patch_trigger", "check_poison_dataset", "check_sha256_file", "check_verify_manifest",
+    "check_blend", "check_wanet_warp", "check_mad_anomaly_index", "check_superimposed_entropy",
 ]
