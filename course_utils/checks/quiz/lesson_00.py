@@ -15,7 +15,7 @@ QUESTIONS = {
         answer=60, tolerance=4,
         explanation="A good hash changes each output bit with probability 1/2 however small the input change "
                     "(the avalanche effect), so each hex character stays the same with probability 1/16: about "
-                    "64 * 15/16 = 60 of 64 change. Run the one-pixel cell and count."),
+                    "64 * 15/16 = 60 of 64 change (about 30 of the 32 printed above)."),
     "00.4": Question(
         answer="c",
         explanation="One run is an anecdote: the spread over seeds is the noise any difference between two models "

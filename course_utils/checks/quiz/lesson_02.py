@@ -11,7 +11,7 @@ QUESTIONS = {
         answer="b",
         explanation="Noise-mode images are warped by the field plus random jitter and keep their true labels, so "
                     "'warped a bit' alone is not a reason to answer the target; only the exact field is. (Our "
-                    "small model still answers 0 for other smooth fields: measured above.)"),
+                    "other random fields measured above show how far that worked on our small model.)"),
     "02.3": Question(
         answer="b",
         explanation="The grid lives in [-1, 1], so one pixel is about 2 / H wide; s * field / H therefore moves a "
