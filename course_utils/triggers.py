@@ -71,6 +71,9 @@ def patch_trigger(images: torch.Tensor, size: int = 3, position="bottom-right", 
     images: float (N, C, H, W) in [0, 1]. position: a name in POSITIONS or (row, col).
     color: one value for all channels or one per channel, in [0, 1].
     Returns a new tensor; the input is left as it is.
+
+    As in the paper / here: Gu et al. stamp a single pixel or a small pattern near the bottom-right
+    corner of MNIST digits; the course's default is a 3x3 white square one pixel in from that corner.
     """
     row, col = patch_corner(check_images(images).shape[-2:], size, position)
     return stamp_patch(images, size, row, col, color)
@@ -126,6 +129,9 @@ def blended_trigger(images: torch.Tensor, alpha: float = 0.2, pattern="noise", s
     images: float (N, C, H, W) in [0, 1]. alpha: the pattern's share in [0, 1] (the paper poisons
     with 0.2). pattern: a name in BLEND_PATTERNS (made with `seed`) or a (C, H, W) tensor in [0, 1].
     Every pixel moves a little instead of a few pixels a lot, so the trigger is hard to see.
+
+    As in the paper / here: Chen et al. blend a cartoon or a noise pattern into face photos and may
+    raise alpha at test time; the course blends seeded uniform noise into MNIST digits.
     """
     check_images(images)
     if isinstance(pattern, str):
@@ -168,6 +174,10 @@ def wanet_trigger(images: torch.Tensor, k: int = 4, s: float = 0.5, seed: int = 
     images: float (N, C, H, W) in [0, 1]. k: control grid size; s: strength (see `wanet_grid`);
     seed: which field. k=4, s=0.5 are the paper's MNIST settings. Nothing is added to the image:
     its strokes just bend a little.
+
+    As in the paper / here: the field is the paper's; the paper's attacker controls training and warps a
+    fresh share of every batch (with fresh noise-mode samples), while the course poisons the data once
+    (see `course_utils.poison.WaNetAttack`).
     """
     check_images(images)
     return warp(images, wanet_grid(images.shape[-2], images.shape[-1], k, s, seed))

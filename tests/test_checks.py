@@ -1,9 +1,8 @@
 import json
 
 import pytest
-import torch
 
-from course_utils import checks, integrity, poison, triggers
+from course_utils import checks, integrity, triggers
 from course_utils.checks.core import call_learner
 
 
@@ -42,20 +41,6 @@ def test_in_place_and_wrong_type_are_named():
         checks.check_patch_trigger(lambda images, **kw: reference_patch(images, **kw).double())
     with pytest.raises(AssertionError, match="raised ZeroDivisionError"):
         checks.check_patch_trigger(lambda images, **kw: 1 / 0)
-
-
-def test_poison_samples_check():
-    def ok(x, y, indices, trigger, target):
-        return poison.apply_poison(x, y, indices, trigger, torch.full((len(indices),), target))
-
-    def forgets_labels(x, y, indices, trigger, target):
-        return poison.apply_poison(x, y, indices, trigger, y[indices])
-
-    assert checks.check_poison_samples(ok)
-    with pytest.raises(AssertionError, match="y_poisoned"):
-        checks.check_poison_samples(forgets_labels)
-    with pytest.raises(AssertionError, match="tuple"):
-        checks.check_poison_samples(lambda *a: a[0])
 
 
 def test_verify_manifest_check():

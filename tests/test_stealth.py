@@ -64,19 +64,3 @@ def test_check_blend():
 
     with pytest.raises(AssertionError, match="changed in place"):
         checks.check_blend(in_place)
-
-
-def test_check_distances():
-    def good(clean, triggered):
-        diff = (triggered - clean).flatten(1)
-        return diff.norm(dim=1), diff.abs().amax(1)
-
-    def signed_max(clean, triggered):
-        diff = (triggered - clean).flatten(1)
-        return diff.norm(dim=1), diff.amax(1)
-
-    assert checks.check_distances(good) is True
-    with pytest.raises(AssertionError, match="linf"):
-        checks.check_distances(signed_max)
-    with pytest.raises(AssertionError, match="tuple"):
-        checks.check_distances(lambda clean, triggered: good(clean, triggered)[0])

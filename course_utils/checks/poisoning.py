@@ -1,4 +1,4 @@
-"""Checks for lessons 00-01: integrity manifests, the patch trigger and poisoning."""
+"""Checks for lessons 00-01: integrity manifests, the patch trigger and the poisoning routine."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from ..integrity import make_manifest, sha256_file, verify_manifest
-from ..poison import poison_samples
-from ..triggers import patch_trigger, stamp_patch
+from ..poison import PoisonedData, poison_dataset
+from ..triggers import stamp_patch
 from .core import call_learner, expect_tensor, expect_unchanged, run_check
 
 
@@ -75,25 +75,97 @@ def check_patch_trigger(fn) -> bool:
     return run_check("add_patch_trigger", body)
 
 
-def check_poison_samples(fn) -> bool:
-    """fn(x, y, indices, trigger, target) -> (x_poisoned, y_poisoned), new tensors."""
+def _trigger(images: torch.Tensor) -> torch.Tensor:
+    """The check's trigger: a 2x2 white square in the top-left corner (float images only, like the course's)."""
+    return stamp_patch(images, size=2, row=0, col=0)
+
+
+def _poison_case(fn, x, y, **kw):
+    """Call the learner's poisoning on (x, y); check its type and that x and y were left as they are."""
+    x0, y0 = x.clone(), y.clone()
+    got = call_learner(fn, x, y, _trigger, **kw)
+    if not isinstance(got, PoisonedData):
+        raise AssertionError(f"expected a cu.poison.PoisonedData(x, y, poisoned), got {type(got).__name__}")
+    expect_unchanged(x0, x, f"x ({x.dtype})")
+    expect_unchanged(y0, y, "y")
+    if not (isinstance(got.poisoned, torch.Tensor) and got.poisoned.dtype == torch.bool and got.poisoned.shape == y.shape):
+        raise AssertionError(f"poisoned must be a bool tensor of shape {tuple(y.shape)} (True where you poisoned), "
+                             f"got {getattr(got.poisoned, 'dtype', type(got.poisoned).__name__)}")
+    return got
+
+
+def _compare_choice(got, want, y, kw, what) -> None:
+    """Name what is wrong with the learner's choice of samples (count, candidates, draw)."""
+    rate, target, mode = kw["rate"], kw["target"], kw["mode"]
+    count, expected = int(got.poisoned.sum()), int(want.poisoned.sum())
+    if count != expected:
+        why = " (int() rounds down: use round())" if count == int(rate * len(y)) else ""
+        raise AssertionError(f"{what}: you poisoned {count} samples, expected round(rate * N) = {expected}{why}")
+    if mode == "all-to-one" and (y[got.poisoned] == target).any():
+        raise AssertionError(f"{what}: {int((y[got.poisoned] == target).sum())} of your chosen samples already have "
+                             f"the target label {target}; choose among the samples whose label is not the target")
+    if mode == "all-to-all" and not (y[got.poisoned] == target).any() and (y[want.poisoned] == target).any():
+        raise AssertionError(f"{what}: in all-to-all mode every sample is a candidate (each one's label changes), "
+                             f"yours skipped class {target}")
+    if not torch.equal(got.poisoned, want.poisoned):
+        same = int((got.poisoned & want.poisoned).sum())
+        raise AssertionError(
+            f"{what}: your {count} samples are a valid-looking choice, but only {same} of them are the library's draw; "
+            "permute the candidates (in increasing index order) with torch.randperm and a torch.Generator seeded "
+            "with `seed`, and keep the first round(rate * N)")
+
+
+def _compare_data(got, want, y, kw, what) -> None:
+    """Name what is wrong with the poisoned images and labels."""
+    if got.x.dtype == torch.uint8:
+        raise AssertionError(f"{what}: x must come back as float in [0, 1]; convert uint8 images with cu.as_float")
+    outside = ~want.poisoned
+    if isinstance(got.x, torch.Tensor) and got.x.shape == want.x.shape and got.x.dtype == want.x.dtype:
+        if not torch.equal(got.x[outside], want.x[outside]):
+            raise AssertionError(f"{what}: samples you did not choose changed; apply the trigger to the chosen ones only")
+    expect_tensor(got.x, want.x, f"{what}: x_poisoned (the chosen samples carry the trigger, the rest are as given)")
+    if kw["mode"] == "all-to-all" and isinstance(got.y, torch.Tensor):
+        top = kw["num_classes"]
+        if (got.y >= top).any():
+            raise AssertionError(f"{what}: a label {int(got.y.max())} appeared; class {top - 1} must wrap around to 0 "
+                                 f"(k goes to (k + 1) mod num_classes)")
+        if (got.y[want.poisoned] == kw["target"]).all() and not (want.y[want.poisoned] == kw["target"]).all():
+            raise AssertionError(f"{what}: all-to-all sends class k to (k + 1) mod num_classes, not to the target")
+    expect_tensor(got.y, want.y, f"{what}: y_poisoned (only the chosen samples change label)")
+
+
+def check_poison_dataset(fn) -> bool:
+    """fn(x, y, trigger, *, rate, target, mode, seed, num_classes) -> PoisonedData, as `cu.poison.poison_dataset`."""
     def body():
-        g = torch.Generator().manual_seed(1)
-        x = torch.rand(6, 1, 8, 8, generator=g)
-        y = torch.tensor([0, 1, 2, 3, 4, 5])
-        indices = torch.tensor([1, 4])
-
-        def trigger(images):
-            return patch_trigger(images, size=2, position=(0, 0))
-
-        x0, y0 = x.clone(), y.clone()
-        got = call_learner(fn, x, y, indices, trigger, 7)
-        if not (isinstance(got, tuple) and len(got) == 2):
-            raise AssertionError(f"expected a tuple (x_poisoned, y_poisoned), got {type(got).__name__}")
-        want_x, want_y = poison_samples(x0, y0, indices, trigger, 7)
-        expect_unchanged(x0, x, "x")
-        expect_unchanged(y0, y, "y")
-        expect_tensor(got[1], want_y, "y_poisoned (only the chosen samples get the target label)")
-        expect_tensor(got[0], want_x, "x_poisoned (only the chosen samples carry the trigger)")
-        return "trigger and labels on the chosen samples only, inputs untouched"
-    return run_check("poison_samples", body)
+        g = torch.Generator().manual_seed(5)
+        x8 = torch.randint(0, 256, (20, 1, 6, 6), dtype=torch.uint8, generator=g)  # uint8, as the notebook passes
+        xf = torch.rand(20, 1, 6, 6, generator=g)
+        y = torch.arange(20) % 5
+        cases = [("uint8 images, all-to-one, rate 0.33", x8, dict(rate=0.33, target=1, mode="all-to-one", seed=3)),
+                 ("float images, all-to-all, rate 0.5", xf, dict(rate=0.5, target=1, mode="all-to-all", seed=4)),
+                 ("rate 0", xf, dict(rate=0.0, target=2, mode="all-to-one", seed=0)),
+                 ("rate 1, all-to-all", x8, dict(rate=1.0, target=0, mode="all-to-all", seed=1))]
+        for what, x, kw in cases:
+            kw["num_classes"] = 5
+            got = _poison_case(fn, x, y, **kw)
+            again = _poison_case(fn, x, y, **kw)
+            if not torch.equal(got.poisoned, again.poisoned):
+                raise AssertionError(f"{what}: two calls with seed={kw['seed']} chose different samples; draw with a "
+                                     "torch.Generator seeded with `seed`, not the global random state")
+            want = poison_dataset(x, y, _trigger, **kw)
+            _compare_choice(got, want, y, kw, what)
+            _compare_data(got, want, y, kw, what)
+        other = _poison_case(fn, x8, y, rate=0.33, target=1, mode="all-to-one", seed=4, num_classes=5)
+        if torch.equal(other.poisoned, _poison_case(fn, x8, y, rate=0.33, target=1, mode="all-to-one", seed=3,
+                                                     num_classes=5).poisoned):
+            raise AssertionError("seeds 3 and 4 chose the same samples; the draw must depend on `seed`")
+        try:
+            call_learner(fn, x8, y, _trigger, rate=1.0, target=1, mode="all-to-one", seed=0, num_classes=5)
+        except AssertionError as err:
+            if not isinstance(err.__cause__, ValueError):
+                raise
+        else:
+            raise AssertionError("all-to-one with rate 1.0 asks for more samples than there are of other classes: "
+                                 "raise a ValueError that says so instead of poisoning fewer")
+        return "uint8 and float, both label rules with wrap-around, rate 0 and 1, seeds, inputs untouched"
+    return run_check("poison_dataset", body)

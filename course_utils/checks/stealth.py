@@ -1,11 +1,11 @@
-"""Checks for lesson 02: the blended trigger and the visibility distances."""
+"""Checks for lesson 02: the blended trigger and the WaNet warping field."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from ..stealth import l2_distance, linf_distance
-from ..triggers import blend, patch_trigger
+from ..triggers import blend, wanet_grid, wanet_trigger, warp
 from .core import call_learner, expect_tensor, expect_unchanged, run_check
 
 
@@ -28,24 +28,67 @@ def check_blend(fn) -> bool:
     return run_check("blend", body)
 
 
-def check_distances(fn) -> bool:
-    """fn(clean, triggered) -> (l2, linf): per-image L2 norm and largest absolute change, each (N,)."""
+def _field(size: int, k: int, s: float, seed: int, *, signed=True, normalise=True, mode="bicubic",
+           scale_by_size=True, xy=True) -> torch.Tensor:
+    """A WaNet sampling grid (1, size, size, 2) with one step optionally done wrong: the check's catalogue of slips."""
+    control = torch.rand(1, 2, k, k, generator=torch.Generator().manual_seed(seed))
+    control = control * 2 - 1 if signed else control
+    control = control / control.abs().mean() if normalise else control
+    field = F.interpolate(control, size=(size, size), mode=mode, align_corners=True).permute(0, 2, 3, 1)
+    field = field if xy else field.flip(-1)
+    identity = wanet_grid(size, size, k, 0.0, seed)
+    return (identity + s * field / (size if scale_by_size else 1)).clamp(-1, 1)
+
+
+_SLIPS = {  # what a learner may get wrong -> how to say it
+    "signed": "the control offsets must be in [-1, 1] (torch.rand gives [0, 1]: stretch and shift it)",
+    "normalise": "divide the control grid by its mean absolute value before upsampling",
+    "mode": "upsample with bicubic interpolation (align_corners=True); bilinear gives a different, kinked field",
+    "scale_by_size": "scale the field by s / H (the image size), not by s alone: pixels moved far too much",
+    "xy": "the last dimension of a grid_sample grid is (x, y), i.e. (column, row); yours is (row, column)",
+}
+
+
+def _ramp(size: int) -> torch.Tensor:
+    """A 2-channel image whose pixels hold their own (x, y) position in [0, 1]: warping it reveals the grid."""
+    line = torch.linspace(0, 1, size)
+    return torch.stack((line.view(1, -1).expand(size, size), line.view(-1, 1).expand(size, size))).unsqueeze(0)
+
+
+def _name_the_slip(got: torch.Tensor, images: torch.Tensor, k: int, s: float, seed: int) -> str:
+    """Which known slip reproduces the learner's output, or how far its pixels moved compared with WaNet's."""
+    size = images.shape[-1]
+    for slip, message in _SLIPS.items():
+        variant = _field(size, k, s, seed, **{slip: {"mode": "bilinear"}.get(slip, False)})
+        if torch.allclose(got, warp(images, variant), atol=1e-4):
+            return message
+    if torch.allclose(got, F.grid_sample(images, wanet_grid(size, size, k, s, seed).expand(len(images), -1, -1, -1),
+                                         mode="bilinear", padding_mode="border", align_corners=False), atol=1e-4):
+        return "call grid_sample with align_corners=True (the identity grid from linspace(-1, 1) assumes it)"
+    return ""
+
+
+def check_wanet_warp(fn) -> bool:
+    """fn(images, k, s, seed) -> images warped by WaNet's fixed field, as `cu.triggers.wanet_trigger`."""
     def body():
-        g = torch.Generator().manual_seed(2)
-        clean = torch.rand(3, 1, 5, 5, generator=g)
-        colour = torch.rand(2, 3, 4, 4, generator=g)
-        cases = [("a 2x2 white patch", clean, patch_trigger(clean, size=2, position=(1, 1))),
-                 ("a faint blend", clean, blend(clean, torch.ones(1, 5, 5), 0.1)),
-                 ("no change at all", clean, clean.clone()),
-                 ("3-channel noise", colour, torch.rand(2, 3, 4, 4, generator=g))]
-        for what, base, triggered in cases:
-            b0, t0 = base.clone(), triggered.clone()
-            got = call_learner(fn, base, triggered)
-            if not (isinstance(got, tuple) and len(got) == 2):
-                raise AssertionError(f"{what}: expected a tuple (l2, linf), got {type(got).__name__}")
-            expect_unchanged(b0, base, "clean")
-            expect_unchanged(t0, triggered, "triggered")
-            expect_tensor(got[0], l2_distance(b0, t0), f"{what}: l2 (one value per image)", atol=1e-4)
-            expect_tensor(got[1], linf_distance(b0, t0), f"{what}: linf (one value per image)", atol=1e-5)
-        return "patch, blend, no change and colour images"
-    return run_check("distances", body)
+        g = torch.Generator().manual_seed(3)
+        cases = [(torch.rand(3, 1, 28, 28, generator=g), 4, 0.5, 0), (torch.rand(2, 3, 12, 12, generator=g), 3, 1.0, 7),
+                 (_ramp(16), 4, 2.0, 1), (torch.rand(2, 1, 10, 10, generator=g), 4, 0.0, 0)]
+        for images, k, s, seed in cases:
+            before = images.clone()
+            got = call_learner(fn, images, k=k, s=s, seed=seed)
+            want = wanet_trigger(before, k=k, s=s, seed=seed)
+            what = f"images {tuple(images.shape)}, k={k}, s={s}, seed={seed}"
+            expect_unchanged(before, images, "the input images")
+            if isinstance(got, torch.Tensor) and got.shape == want.shape and got.dtype == want.dtype:
+                if not torch.allclose(got, want, atol=1e-4):
+                    slip = _name_the_slip(got, before, k, s, seed)
+                    if slip:
+                        raise AssertionError(f"{what}: {slip}")
+                    if images.shape[1] == 2:  # the ramp: its warped pixels are the sampling positions
+                        moved = (got - before).abs().mean().item() / (want - before).abs().mean().clamp_min(1e-12).item()
+                        raise AssertionError(f"{what}: your pixels move {moved:.2f} times as far as WaNet's on average "
+                                             "(1.00 would be right); compare each step with the spec")
+            expect_tensor(got, want, what, atol=1e-4)
+        return f"{len(cases)} cases: sizes 10-28, 1 and 3 channels, k 3-4, s 0-2"
+    return run_check("wanet_warp", body)
