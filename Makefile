@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # make test runs every notebook from a cold model cache of its own, so timings are honest.
 TEST_CACHE := $(CURDIR)/.cache/test
 
-.PHONY: lab test unit student lint bench release grade clean-cache constraints
+.PHONY: lab test unit student lint bench release grade clean-cache zoo constraints
 
 # constraints.txt pins the versions CI tested (Binder uses it too); torch_index.py picks the CPU-only
 # torch on a Linux machine without an NVIDIA GPU when PyTorch's CPU index answers, and says which it used.
@@ -55,3 +55,8 @@ TIMEOUT ?= 900
 grade: $(VENV)/installed  ## score a notebook or a folder: make grade SUBMISSIONS=path [TIMEOUT=900]
 	$(if $(SUBMISSIONS),,$(error give the notebook or folder to grade: make grade SUBMISSIONS=path/to/submissions))
 	$(PY) -m course_tools.grade $(SUBMISSIONS) --timeout $(TIMEOUT) --json $(or $(GRADES),grades.json)
+
+SEED ?=
+zoo: $(VENV)/installed  ## train the hidden test zoo of lesson 07 from a secret seed: make zoo SEED=1234 (cached)
+	$(if $(SEED),,$(error give the test zoo's secret seed: make zoo SEED=<number>))
+	$(PY) -m course_tools.hunt --build --seed $(SEED)

@@ -242,6 +242,24 @@ def bench_rows(seeds, n_models: int | None = None, progress: bool = True) -> lis
     return rows
 
 
+def build_summary(seed: int, n_models: int | None = None) -> str:
+    """Train (or load from the cache) the test zoo of `seed`, with a progress bar; how long it took, the
+    models' clean accuracy and, per family, the attack success rate (for the instructor's eyes only)."""
+    import course_utils as cu
+    from course_utils import hunt
+
+    data = cu.load_data()
+    zoo = hunt.build_test_zoo(data, seed, n_models or hunt.TEST_ZOO_SIZE, progress=True)
+    acc = [cu.clean_accuracy(m, data) for m in zoo.models.values()]
+    lines = [f"test zoo (seed {seed}): {len(zoo.models)} models, {sum(zoo.labels.values())} trojaned, "
+             f"built or loaded in {zoo.train_seconds:.0f} s; clean accuracy {min(acc):.3f} to {max(acc):.3f}"]
+    for family in hunt.FAMILIES:
+        asr = [hunt.attack_success(zoo.models[m], data, s) for m, s in zoo.specs.items() if s.family == family]
+        if asr:
+            lines.append(f"  {family:10s} {len(asr)} models, attack success {min(asr):.2f} to {max(asr):.2f}")
+    return "\n".join(lines)
+
+
 def _fmt_ci(value, ci) -> str:
     return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
@@ -273,9 +291,15 @@ def main(argv=None) -> int:
     parser.add_argument("--models", type=int, default=None, help="models per test zoo (default 40)")
     parser.add_argument("--notebook", help="score this notebook's my_detector on the test zoo of --seed")
     parser.add_argument("--seed", type=int, help="the test zoo's (secret) seed, with --notebook")
+    parser.add_argument("--build", action="store_true", help="train (or load) the test zoo of --seed and summarise it")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--out", default=str(ROOT / "results" / "hunt-heldout-cpu"), help="path without suffix")
     args = parser.parse_args(argv)
+    if args.build:
+        if args.seed is None:
+            parser.error("--build needs --seed")
+        print(build_summary(args.seed, args.models))
+        return 0
     if args.notebook:
         if args.seed is None:
             parser.error("--notebook needs --seed")

@@ -125,6 +125,15 @@ def score_detector(scores: dict[str, float]) -> ZooScore:
     return ZooScore(float(roc_auc_score(truth, values)), fpr, tpr, thresholds, int(truth.sum()), int((1 - truth).sum()))
 
 
+def trojai_score(probs: dict[str, float], n_boot: int = 1000) -> dict:
+    """Score {model id: probability of a trojan} against the hidden truth as TrojAI does: cross-entropy
+    (and AUROC), each with a 95 % bootstrap interval over models (`course_utils.hunt.score_probabilities`)."""
+    from .hunt import score_probabilities
+
+    ids, values = _check_scores(probs)
+    return score_probabilities(_labels(ids), values, n_boot)
+
+
 def flag_report(scores: dict[str, float], threshold: float) -> dict:
     """Flag every model whose score is above `threshold`; how does that decision fare?
 
