@@ -215,7 +215,23 @@ def _rows_for(name: str, labels: np.ndarray, comps: list[dict], families: list, 
     return rows
 
 
-def bench_rows(seeds, n_models: int | None = None, progress: bool = True) -> list[dict]:
+def neural_cleanse_false_alarms(zoo, x_clean: torch.Tensor, threshold: float = 2.0) -> dict:
+    """Neural Cleanse's per-model score (`zoo.neural_cleanse_score`, anomaly index) on a test zoo's clean
+    and trojaned models, grouped by training epochs: {epochs: {"clean": [...], "trojaned": [...]}}, and the
+    clean models above `threshold` (the paper's 2): does the score depend on training length?"""
+    from course_utils import zoo as practice
+
+    out: dict = {}
+    for mid, model in zoo.models.items():
+        spec = zoo.specs[mid]
+        group = out.setdefault(spec.epochs, {"clean": [], "trojaned": []})
+        group["trojaned" if spec.family else "clean"].append(round(practice.neural_cleanse_score(model, x_clean), 3))
+    alarms = {e: sum(v > threshold for v in g["clean"]) for e, g in out.items()}
+    return {"by_epochs": out, "clean_false_alarms_by_epochs": alarms, "threshold": threshold}
+
+
+def bench_rows(seeds, n_models: int | None = None, progress: bool = True,
+               neural_cleanse: bool = False) -> list[dict]:
     """The reference detector in-sample (the practice zoo, on which it was designed and calibrated) and
     held out (the test zoo of every seed in `seeds`): AUROC and cross-entropy with bootstrap intervals,
     all models and all-to-one attacks only, per attack family, seconds per model (this machine)."""
@@ -239,6 +255,8 @@ def bench_rows(seeds, n_models: int | None = None, progress: bool = True) -> lis
         rows += _rows_for(f"test seed {seed} (held out)", np.array([test.labels[m] for m in ids]),
                           [comps[m] for m in ids], [test.specs[m].family for m in ids], seconds)
         rows[first]["train_seconds"] = test.train_seconds
+        if neural_cleanse:
+            rows[first]["neural_cleanse"] = neural_cleanse_false_alarms(test, x_clean)
     return rows
 
 
@@ -282,6 +300,13 @@ def report(rows: list[dict]) -> str:
         if r["detector"] == "reference" and r.get("families"):
             fams = ", ".join(f"{f} {v['auroc']:.2f} (n={v['n']})" for f, v in r["families"].items())
             lines.append(f"- {r['zoo']}: {fams}")
+    for r in rows:
+        if r.get("neural_cleanse"):
+            nc = r["neural_cleanse"]
+            alarms = ", ".join(f"{e} epochs: {n} of {len(nc['by_epochs'][e]['clean'])}"
+                               for e, n in sorted(nc["clean_false_alarms_by_epochs"].items()))
+            lines.append(f"- {r['zoo']}: Neural Cleanse false alarms (clean models with anomaly index > "
+                         f"{nc['threshold']:g}) by training length: {alarms}")
     return "\n".join(lines) + "\n"
 
 
@@ -291,6 +316,8 @@ def main(argv=None) -> int:
     parser.add_argument("--models", type=int, default=None, help="models per test zoo (default 40)")
     parser.add_argument("--notebook", help="score this notebook's my_detector on the test zoo of --seed")
     parser.add_argument("--seed", type=int, help="the test zoo's (secret) seed, with --notebook")
+    parser.add_argument("--neural-cleanse", action="store_true",
+                        help="also Neural Cleanse's score on every test model, false alarms by epochs (slow)")
     parser.add_argument("--build", action="store_true", help="train (or load) the test zoo of --seed and summarise it")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--out", default=str(ROOT / "results" / "hunt-heldout-cpu"), help="path without suffix")
@@ -307,7 +334,7 @@ def main(argv=None) -> int:
         return 0
     if not args.seeds:
         parser.error("give --seeds A B (or --notebook with --seed)")
-    rows = bench_rows(args.seeds, args.models)
+    rows = bench_rows(args.seeds, args.models, neural_cleanse=args.neural_cleanse)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1))

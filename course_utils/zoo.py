@@ -32,7 +32,9 @@ from .poison import make_attack
 from .train import predict, train_model
 
 ZOO_EPOCHS = 4  # every zoo model, trojaned or not: cheap, and epochs give nothing away
-# (slope, intercept) of the reference score's logistic, from fit_calibration on the practice zoo only
+# (slope, intercept) of the reference score's logistic, set a priori rather than fitted: p = 0.5 where the best
+# trigger moves half of the clean images, 0.12 / 0.88 at 40 % / 60 %. Lesson 07 and `course_tools.hunt` refit it
+# on the practice zoo (`fit_calibration`) and show both, so that a refit can replace it with measured values.
 REFERENCE_CALIBRATION = (20.0, -10.0)
 
 
@@ -327,7 +329,7 @@ def reference_score(components: dict[str, float]) -> float:
 
 def to_probability(score: float, calibration: tuple[float, float] | None = None) -> float:
     """Platt scaling: ``1 / (1 + exp(-(slope * score + intercept)))`` with `calibration` = (slope,
-    intercept), by default REFERENCE_CALIBRATION (fitted on the practice zoo by `fit_calibration`)."""
+    intercept), by default REFERENCE_CALIBRATION (set a priori; `fit_calibration` refits it on a zoo)."""
     slope, intercept = calibration or REFERENCE_CALIBRATION
     return float(1.0 / (1.0 + np.exp(-(slope * score + intercept))))
 
@@ -359,7 +361,7 @@ def reference_detector(model: nn.Module, x_clean: torch.Tensor) -> float:
     """The course's reference trojan detector: the probability that `model` is trojaned, from how much of
     the clean set the best small trigger of any searched family moves (`reference_components`):
     patches by brute force (one target, or any label map), additive patterns by optimisation,
-    mapped to a probability by `to_probability` (calibrated on the practice zoo only)."""
+    mapped to a probability by `to_probability` (its constants set a priori, never fitted on a test zoo)."""
     return to_probability(reference_score(reference_components(model, x_clean)))
 
 

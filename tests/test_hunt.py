@@ -110,3 +110,15 @@ def test_test_zoo_score_runs_the_learners_detector(tmp_path, tiny_zoo):
     wrong = _notebook(tmp_path / "wrong.ipynb", "def my_detector(model, x_clean):\n    return 7.0")
     out = tool.test_zoo_score(wrong, seed=7, n_models=2)
     assert out["status"] == "invalid output" and "[0, 1]" in out["message"]
+
+
+def test_report_table_and_families():
+    row = {"zoo": "test seed 1 (held out)", "detector": "reference", "models": "all", "n_models": 4, "n_trojaned": 2,
+           "auroc": 1.0, "auroc_ci": (0.9, 1.0), "cross_entropy": 0.3, "cross_entropy_ci": (0.1, 0.5),
+           "clean_flagged_at_90pct": 0, "flagged_at_90pct": 2, "seconds_per_model": 1.2,
+           "families": {"patch": {"n": 2, "auroc": 1.0}},
+           "neural_cleanse": {"by_epochs": {3: {"clean": [1.0, 2.5], "trojaned": []}},
+                              "clean_false_alarms_by_epochs": {3: 1}, "threshold": 2.0}}
+    text = tool.report([row])
+    assert "| test seed 1 (held out) | reference | all | 4 (2) | 1.000 [0.900, 1.000] | 0.300 [0.100, 0.500]" in text
+    assert "patch 1.00 (n=2)" in text and "3 epochs: 1 of 2" in text
