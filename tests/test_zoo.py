@@ -81,16 +81,19 @@ def test_mapping_score_sees_all_to_all_and_bounds_the_scan():
     for model in (clean, trojan):
         assert zoo.patch_mapping_score(model, x, size=3, stride=3) >= zoo.patch_scan_score(model, x, size=3, stride=3)
 
-    class AllToAll(torch.nn.Module):  # the toy trigger sends class c to c + 1
+    class AllToAll(torch.nn.Module):  # own class from the top row's brightness; the toy trigger sends c to c + 1
         num_classes = 5
 
-        def forward(self, images):
-            logits = clean(images)
-            hit = images[:, :, 6:9, 6:9].amin(dim=(1, 2, 3)) > 0.9
-            shifted = torch.roll(torch.nn.functional.one_hot(logits.argmax(1), 5).float(), 1, dims=1)
-            return logits + 50.0 * hit[:, None] * shifted
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
 
-    a2a = AllToAll()
+        def forward(self, images):
+            own = (images[:, 0, 0].mean(1) * 40).long() % 5
+            hit = (images[:, :, 6:9, 6:9].amin(dim=(1, 2, 3)) > 0.9).long()
+            return self.scale * torch.nn.functional.one_hot((own + hit) % 5, 5).float()
+
+    a2a = AllToAll().eval()
     assert zoo.patch_mapping_score(a2a, x, size=3, stride=3) == 1.0
     assert zoo.patch_scan_score(a2a, x, size=3, stride=3) < 1.0
 
