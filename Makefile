@@ -8,7 +8,7 @@ TEST_CACHE := $(CURDIR)/.cache/test
 # BACKDOOR_COURSE_HEADLESS=1: the explorers draw a static view, no widget round trip (jupyter/nbclient#312).
 CELL_TIMEOUT ?= 600
 
-.PHONY: lab test unit student lint bench release grade clean-cache constraints nbgrader otter site
+.PHONY: lab test unit student lint bench release grade clean-cache constraints nbgrader otter site zoo
 
 # constraints.txt pins the versions CI tested (Binder uses it too); torch_index.py picks the CPU-only
 # torch on a Linux machine without an NVIDIA GPU when PyTorch's CPU index answers, and says which it used.
@@ -74,3 +74,10 @@ otter: $(VENV)/installed  ## otter-grader master notebooks -> otter/lessonNN/ (L
 
 site: $(VENV)/installed  ## the course website (Jupyter Book, lessons executed here) -> build/site/_build/html
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m course_tools.site --out build/site $(if $(LESSONS),--lessons $(LESSONS))
+
+	$(PY) -m course_tools.grade $(SUBMISSIONS) --timeout $(TIMEOUT) --json $(or $(GRADES),grades.json)
+
+SEED ?=
+zoo: $(VENV)/installed  ## train the hidden test zoo of lesson 07 from a secret seed: make zoo SEED=1234 (cached)
+	$(if $(SEED),,$(error give the test zoo's secret seed: make zoo SEED=<number>))
+	$(PY) -m course_tools.hunt --build --seed $(SEED)

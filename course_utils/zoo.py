@@ -32,6 +32,10 @@ from .poison import make_attack
 from .train import predict, train_model
 
 ZOO_EPOCHS = 4  # every zoo model, trojaned or not: cheap, and epochs give nothing away
+# (slope, intercept) of the reference score's logistic, set a priori rather than fitted: p = 0.5 where the best
+# trigger moves half of the clean images, 0.12 / 0.88 at 40 % / 60 %. Lesson 07 and `course_tools.hunt` refit it
+# on the practice zoo (`fit_calibration`) and show both, so that a refit can replace it with measured values.
+REFERENCE_CALIBRATION = (20.0, -10.0)
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,15 @@ def score_detector(scores: dict[str, float]) -> ZooScore:
     return ZooScore(float(roc_auc_score(truth, values)), fpr, tpr, thresholds, int(truth.sum()), int((1 - truth).sum()))
 
 
+def trojai_score(probs: dict[str, float], n_boot: int = 1000) -> dict:
+    """Score {model id: probability of a trojan} against the hidden truth as TrojAI does: cross-entropy
+    (and AUROC), each with a 95 % bootstrap interval over models (`course_utils.hunt.score_probabilities`)."""
+    from .hunt import score_probabilities
+
+    ids, values = _check_scores(probs)
+    return score_probabilities(_labels(ids), values, n_boot)
+
+
 def flag_report(scores: dict[str, float], threshold: float) -> dict:
     """Flag every model whose score is above `threshold`; how does that decision fare?
 
@@ -166,6 +179,19 @@ def patch_masks(image_size: tuple[int, int], size: int = 4, stride: int = 3) -> 
     return in_rows[:, :, None] & in_cols[:, None, :]
 
 
+def _scan_predictions(model: nn.Module, x_clean: torch.Tensor, size: int, stride: int, color: float):
+    """(own predictions (N,), predictions with the patch at every grid position (P, N)), in one batched pass."""
+    x = _as_images(x_clean)
+    masks = patch_masks(tuple(x.shape[-2:]), size, stride)[:, None, None]  # (P, 1, 1, H, W)
+    stamped = torch.where(masks, torch.tensor(float(color)), x.unsqueeze(0))  # (P, N, C, H, W)
+    own = predict(model, x)
+    return own, predict(model, stamped.flatten(0, 1)).view(len(masks), len(x))
+
+
+def _num_classes(model: nn.Module, *preds: torch.Tensor) -> int:
+    return int(getattr(model, "num_classes", 0)) or int(max(p.max() for p in preds)) + 1
+
+
 def patch_scan_score(model: nn.Module, x_clean: torch.Tensor, size: int = 4, stride: int = 3,
                      color: float = 1.0) -> float:
     """A brute-force trigger search. Stamp a `size` x `size` patch of `color` at every position of
@@ -177,14 +203,33 @@ def patch_scan_score(model: nn.Module, x_clean: torch.Tensor, size: int = 4, str
     x_clean: (N, C, H, W), uint8 or float in [0, 1]. All P x N stamped images go through the
     model in batches (`predict`); no loop over images or positions.
     """
-    x = _as_images(x_clean)
-    masks = patch_masks(tuple(x.shape[-2:]), size, stride)[:, None, None]  # (P, 1, 1, H, W)
-    stamped = torch.where(masks, torch.tensor(float(color)), x.unsqueeze(0))  # (P, N, C, H, W)
-    own = predict(model, x)
-    pred = predict(model, stamped.flatten(0, 1)).view(len(masks), len(x))
-    num_classes = int(getattr(model, "num_classes", 0)) or int(max(pred.max(), own.max())) + 1
-    moved = F.one_hot(pred, num_classes) * (pred != own).unsqueeze(-1)  # (P, N, K)
-    return moved.sum(1).max().item() / len(x)
+    own, pred = _scan_predictions(model, x_clean, size, stride, color)
+    return _one_class_share(own, pred, _num_classes(model, pred, own))
+
+
+def _one_class_share(own: torch.Tensor, pred: torch.Tensor, k: int) -> float:
+    moved = F.one_hot(pred, k) * (pred != own).unsqueeze(-1)  # (P, N, K)
+    return moved.sum(1).max().item() / len(own)
+
+
+def _mapping_share(own: torch.Tensor, pred: torch.Tensor, k: int) -> float:
+    pairs = F.one_hot(own * k + pred, k * k) * (pred != own).unsqueeze(-1)  # (P, N, K*K): (own, new) pairs moved
+    return pairs.sum(1).view(-1, k, k).amax(2).sum(1).max().item() / len(own)
+
+
+def patch_mapping_score(model: nn.Module, x_clean: torch.Tensor, size: int = 4, stride: int = 3,
+                        color: float = 1.0) -> float:
+    """The all-to-all aware patch scan: for each position, the share of images the patch moves along
+    one consistent label map (for each own class c, the images of c sent to the one class c' != c
+    that most of them go to); the largest over positions, in [0, 1].
+
+    An all-to-all backdoor (class c -> c + 1, or any other map) sends every class somewhere else,
+    so no single class collects the images and `patch_scan_score` stays low; the map does not.
+    For an all-to-one backdoor the map is "everything -> target", so this score is at least
+    `patch_scan_score`.
+    """
+    own, pred = _scan_predictions(model, x_clean, size, stride, color)
+    return _mapping_share(own, pred, _num_classes(model, pred, own))
 
 
 def _as_images(x) -> torch.Tensor:
@@ -193,51 +238,72 @@ def _as_images(x) -> torch.Tensor:
     return as_float(x)
 
 
-def universal_trigger_success(model: nn.Module, x_clean: torch.Tensor, radius: float = 3.0, steps: int = 30,
-                              batch_size: int = 20, lr: float = 0.5, seed: int = 0) -> torch.Tensor:
-    """Trigger inversion without a mask: for every class k, the additive perturbation delta_k with
-    ||delta_k||_2 <= `radius` that sends as many clean images as it can to k; how many it sends.
+def invert_triggers(model: nn.Module, x_fit: torch.Tensor, radius: float = 3.0, steps: int = 30,
+                    batch_size: int = 20, lr: float = 0.5, seed: int = 0) -> torch.Tensor:
+    """Trigger inversion without a mask: for every class k at once, the additive perturbation delta_k
+    with ||delta_k||_2 <= `radius` that sends as many images of `x_fit` as it can to k.
 
-    All K perturbations are optimised at once (Adam on a (K, C, H, W) tensor, one batch of
-    `batch_size` images under all K perturbations per step, projected back onto the L2 ball),
-    like Neural Cleanse's per-label search (Wang et al., 2019) but for a blended / additive
-    trigger instead of a masked patch. A backdoor target is reachable with a small trigger,
-    other classes much less. Optimised on the first 3/4 of `x_clean`, measured on the rest.
-    Returns float (K,): per class, the share of held-out images not already predicted as k that
-    the perturbation sends to k. The model's weights are not changed.
+    Like Neural Cleanse's per-label search (Wang et al., 2019) but for a blended / additive trigger
+    instead of a masked patch. Adam on a (K, C, H, W) tensor; each step takes `batch_size` images
+    (drawn with a generator seeded by `seed`), puts every image under every delta_k (clamped to
+    [0, 1]), minimises the cross-entropy towards k, then projects each delta_k back onto the L2
+    ball. x_fit: (N, C, H, W) uint8 or float. Returns the K perturbations, float (K, C, H, W). The
+    model's weights and `requires_grad` flags are as they were afterwards.
     """
-    x = _as_images(x_clean)
-    if len(x) < 8:
-        raise ValueError(f"need at least 8 clean images, got {len(x)}")
+    x = _as_images(x_fit)
     if not radius > 0 or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"need radius > 0 and an int steps >= 1, got radius={radius!r}, steps={steps!r}")
     k = model.num_classes
-    n_fit = len(x) - len(x) // 4
     g = torch.Generator().manual_seed(seed)
     delta = torch.zeros(k, *x.shape[1:], requires_grad=True)
     optimizer = torch.optim.Adam([delta], lr=lr)
-    targets = torch.arange(k).repeat_interleave(min(batch_size, n_fit))
+    targets = torch.arange(k).repeat_interleave(min(batch_size, len(x)))
     frozen = [p for p in model.parameters() if p.requires_grad]
     for p in frozen:
-        p.requires_grad_(False)
+        p.requires_grad_(False)  # gradients for delta only: faster, and the weights cannot move
     try:
         for _ in range(steps):
-            batch = x[torch.randperm(n_fit, generator=g)[:batch_size]]
+            batch = x[torch.randperm(len(x), generator=g)[:batch_size]]
             loss = F.cross_entropy(model((batch.unsqueeze(0) + delta.unsqueeze(1)).clamp(0, 1).flatten(0, 1)), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            with torch.no_grad():
+            with torch.no_grad():  # project: shrink only the perturbations longer than the radius
                 norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
                 delta.mul_((radius / norms).clamp(max=1.0).view(-1, 1, 1, 1))
     finally:
         for p in frozen:
             p.requires_grad_(True)
-    held_out = x[n_fit:]
-    own = predict(model, held_out)
-    pred = predict(model, (held_out.unsqueeze(0) + delta.detach().unsqueeze(1)).clamp(0, 1).flatten(0, 1))
+    return delta.detach()
+
+
+def trigger_success(model: nn.Module, x: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
+    """Per class k, the share of images of `x` not already predicted as k that `x + deltas[k]`
+    (clamped to [0, 1]) sends to k: float (K,)."""
+    x = _as_images(x)
+    k = len(deltas)
+    own = predict(model, x)
+    pred = predict(model, (x.unsqueeze(0) + deltas.unsqueeze(1)).clamp(0, 1).flatten(0, 1))
     classes = torch.arange(k).view(-1, 1)
     return ((pred.view(k, -1) == classes) & (own.view(1, -1) != classes)).float().mean(1)
+
+
+def universal_trigger_success(model: nn.Module, x_clean: torch.Tensor, radius: float = 3.0, steps: int = 30,
+                              batch_size: int = 20, lr: float = 0.5, seed: int = 0,
+                              invert=None) -> torch.Tensor:
+    """Per class, how much of held-out clean data a small additive trigger sends there, float (K,).
+
+    `invert` (default `invert_triggers`, lesson 07's core exercise) optimises the K triggers on
+    the first 3/4 of `x_clean`; `trigger_success` measures them on the rest. A backdoor target is
+    reachable with a small trigger, other classes much less.
+    """
+    x = _as_images(x_clean)
+    if len(x) < 8:
+        raise ValueError(f"need at least 8 clean images, got {len(x)}")
+    n_fit = len(x) - len(x) // 4
+    deltas = (invert or invert_triggers)(model, x[:n_fit], radius=radius, steps=steps, batch_size=batch_size,
+                                         lr=lr, seed=seed)
+    return trigger_success(model, x[n_fit:], deltas)
 
 
 def universal_trigger_score(model: nn.Module, x_clean: torch.Tensor, **kwargs) -> float:
@@ -245,14 +311,58 @@ def universal_trigger_score(model: nn.Module, x_clean: torch.Tensor, **kwargs) -
     return universal_trigger_success(model, x_clean, **kwargs).max().item()
 
 
-def reference_detector(model: nn.Module, x_clean: torch.Tensor) -> float:
-    """The course's reference trojan detector: how much of the clean set the best small trigger of
-    either family sends to one class, max(patch scan on the first 100 images, universal trigger).
+def reference_components(model: nn.Module, x_clean: torch.Tensor) -> dict[str, float]:
+    """The reference detector's three statistics, each a share of clean images in [0, 1]: "patch"
+    (`patch_scan_score` on the first 100 images), "mapping" (`patch_mapping_score`, from the same
+    stamped predictions) and "universal" (`universal_trigger_score` on all of them)."""
+    x = _as_images(x_clean)
+    own, pred = _scan_predictions(model, x[:100], 4, 3, 1.0)
+    k = _num_classes(model, pred, own)
+    return {"patch": _one_class_share(own, pred, k), "mapping": _mapping_share(own, pred, k),
+            "universal": universal_trigger_score(model, x)}
 
-    Two trigger families, each searched where it is cheap: patches by brute force
-    (`patch_scan_score`), additive patterns by optimisation (`universal_trigger_score`).
-    """
-    return max(patch_scan_score(model, x_clean[:100]), universal_trigger_score(model, x_clean))
+
+def reference_score(components: dict[str, float]) -> float:
+    """One suspicion score from `reference_components`: the largest share any trigger search moved."""
+    return max(components.values())
+
+
+def to_probability(score: float, calibration: tuple[float, float] | None = None) -> float:
+    """Platt scaling: ``1 / (1 + exp(-(slope * score + intercept)))`` with `calibration` = (slope,
+    intercept), by default REFERENCE_CALIBRATION (set a priori; `fit_calibration` refits it on a zoo)."""
+    slope, intercept = calibration or REFERENCE_CALIBRATION
+    return float(1.0 / (1.0 + np.exp(-(slope * score + intercept))))
+
+
+def fit_calibration(scores: dict[str, float], labels: dict[str, int] | None = None) -> tuple[float, float]:
+    """(slope, intercept) of a logistic regression of the truth on the scores (Platt, 1999), with Platt's
+    smoothed targets ((n+ + 1) / (n+ + 2) and 1 / (n- + 2)) so that a zoo whose scores separate
+    perfectly still gives finite, not overconfident, probabilities. `labels` default to the practice
+    zoo's hidden truth."""
+    ids = list(scores)
+    y = np.array([labels[m] for m in ids]) if labels is not None else _labels(ids)
+    s = np.array([float(scores[m]) for m in ids])
+    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+    target = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+    slope, intercept = 1.0, 0.0
+    for _ in range(200):  # Newton's method on the cross-entropy with soft targets (2 parameters)
+        p = 1 / (1 + np.exp(-(slope * s + intercept)))
+        grad = np.array([np.sum((p - target) * s), np.sum(p - target)])
+        w = p * (1 - p) + 1e-9
+        hess = np.array([[np.sum(w * s * s), np.sum(w * s)], [np.sum(w * s), np.sum(w)]]) + 1e-6 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        slope, intercept = slope - step[0], intercept - step[1]
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(slope), float(intercept)
+
+
+def reference_detector(model: nn.Module, x_clean: torch.Tensor) -> float:
+    """The course's reference trojan detector: the probability that `model` is trojaned, from how much of
+    the clean set the best small trigger of any searched family moves (`reference_components`):
+    patches by brute force (one target, or any label map), additive patterns by optimisation,
+    mapped to a probability by `to_probability` (its constants set a priori, never fitted on a test zoo)."""
+    return to_probability(reference_score(reference_components(model, x_clean)))
 
 
 def neural_cleanse_score(model: nn.Module, x_clean: torch.Tensor, steps: int = 120, seed: int = 0) -> float:

@@ -76,34 +76,45 @@ def test_load_model_and_score_all(digits, monkeypatch):
     assert list(scores) == [mid] and np.isfinite(scores[mid])
 
 
-def test_lesson07_checks():
-    from course_utils import checks
+def test_mapping_score_sees_all_to_all_and_bounds_the_scan():
+    clean, trojan, x = _toys()
+    for model in (clean, trojan):
+        assert zoo.patch_mapping_score(model, x, size=3, stride=3) >= zoo.patch_scan_score(model, x, size=3, stride=3)
 
-    assert checks.check_patch_scan(zoo.patch_scan_score)
-    assert checks.check_detector(lambda m, x: zoo.patch_scan_score(m, x, size=3))
+    class AllToAll(torch.nn.Module):  # own class from the top row's brightness; the toy trigger sends c to c + 1
+        num_classes = 5
 
-    def own_class_too(model, x, size=4, stride=3, color=1.0):  # counts images that were already in the class
-        from course_utils import predict
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
 
-        masks = zoo.patch_masks(tuple(x.shape[-2:]), size, stride)[:, None, None]
-        pred = predict(model, torch.where(masks, torch.tensor(color), x.unsqueeze(0)).flatten(0, 1))
-        return torch.bincount(pred.view(len(masks), -1)[0]).max().item() / len(x)
+        def forward(self, images):
+            own = (images[:, 0, 0].mean(1) * 40).long() % 5
+            hit = (images[:, :, 6:9, 6:9].amin(dim=(1, 2, 3)) > 0.9).long()
+            return self.scale * torch.nn.functional.one_hot((own + hit) % 5, 5).float()
 
-    with pytest.raises(AssertionError, match="expected"):
-        checks.check_patch_scan(own_class_too)
-    with pytest.raises(AssertionError, match="reproduced"):
-        checks.check_detector(lambda m, x: float(torch.rand(1)))
-    with pytest.raises(AssertionError, match="finite"):
-        checks.check_detector(lambda m, x: float("nan"))
-    with pytest.raises(AssertionError, match="number"):
-        checks.check_detector(lambda m, x: "high")
+    a2a = AllToAll().eval()
+    assert zoo.patch_mapping_score(a2a, x, size=3, stride=3) == 1.0
+    assert zoo.patch_scan_score(a2a, x, size=3, stride=3) < 1.0
 
-    def trains(model, x):
-        model.train()
-        return 0.0
 
-    with pytest.raises(AssertionError, match="training mode"):
-        checks.check_detector(trains)
+def test_calibration_and_probability():
+    scores = {"a": 0.1, "b": 0.2, "c": 0.8, "d": 0.9}
+    slope, intercept = zoo.fit_calibration(scores, {"a": 0, "b": 0, "c": 1, "d": 1})
+    assert slope > 0 and np.isfinite(intercept)  # finite although the scores separate perfectly
+    p = {m: zoo.to_probability(s, (slope, intercept)) for m, s in scores.items()}
+    assert p["a"] < 0.5 < p["d"] and 0.5 < p["d"] < 1  # Platt's soft targets: never certain
+    assert zoo.to_probability(0.5, (2.0, -1.0)) == pytest.approx(0.5)
+    assert 0 < zoo.to_probability(0.0) < zoo.to_probability(1.0) < 1
+
+
+def test_trojai_score_uses_the_hidden_truth():
+    ids = zoo.model_ids()
+    truth = zoo._labels(ids)
+    result = zoo.trojai_score({m: 0.2 + 0.6 * t for m, t in zip(ids, truth)}, n_boot=50)
+    assert result["auroc"] == 1.0 and result["cross_entropy"] == pytest.approx(-np.log(0.8))
+    with pytest.raises(ValueError, match="missing"):
+        zoo.trojai_score({ids[0]: 0.5})
 
 
 def test_universal_trigger_success_shapes_and_side_effects():
@@ -117,7 +128,11 @@ def test_universal_trigger_success_shapes_and_side_effects():
     assert all(p.requires_grad for p in clean.parameters())
     assert zoo.universal_trigger_score(clean, x, steps=3) == pytest.approx(
         zoo.universal_trigger_success(clean, x, steps=3).max().item())
-    assert zoo.reference_detector(trojan, x) >= zoo.patch_scan_score(trojan, x[:100])
+    comps = zoo.reference_components(trojan, x)
+    assert set(comps) == {"patch", "mapping", "universal"} and comps["patch"] == zoo.patch_scan_score(trojan, x)
+    assert zoo.reference_detector(trojan, x) == pytest.approx(zoo.to_probability(zoo.reference_score(comps)))
+    assert torch.equal(zoo.invert_triggers(clean, x[:24], steps=3, batch_size=4),
+                       zoo.invert_triggers(clean, x[:24], steps=3, batch_size=4))
     with pytest.raises(ValueError, match="at least 8"):
         zoo.universal_trigger_success(clean, x[:4])
     with pytest.raises(ValueError, match="radius"):
