@@ -36,7 +36,7 @@ from pathlib import Path
 
 from .bench_report import RESULTS, keep_earlier, to_markdown, write_report
 from .bench_targets import targets
-from .grade import environment
+from .execute import environment, execute_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 ATTACKS = ("badnets", "blended", "wanet", "clean-label")  # the matrix: lessons 01-02's attacks, 10 % poison
@@ -95,19 +95,15 @@ def fresh_cache(base: Path | None = None) -> Path:
 
 
 def run_notebook(path: Path, timeout: float = NOTEBOOK_TIMEOUT) -> tuple[float | None, list[str]]:
-    """Seconds to run `path` top to bottom in a fresh kernel (None if it timed out or died), and its errors."""
-    import nbformat
+    """Seconds to run `path` top to bottom in a fresh kernel (None if it timed out or died), and its errors.
 
-    from .grade import execute
-
-    nb = nbformat.read(path, as_version=4)
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        start = time.perf_counter()
-        status, message, errors = execute(nb, path.parent.resolve(), timeout, Path(tmp) / "checks.jsonl")
-        seconds = time.perf_counter() - start
-    if status != "ok":
-        return None, [f"{status}: {message}", *errors]
-    return seconds, errors
+    Headless (no widget round trip) with a per-cell limit, so a stuck cell is named, never waited on forever.
+    """
+    run = execute_notebook(path, path.parent.resolve(), cell_timeout=timeout, total_timeout=timeout, retries=0,
+                           keep_outputs=False)
+    if run.status != "ok":
+        return None, [f"{run.status}: {run.message}", *run.cell_errors]
+    return run.seconds, run.cell_errors
 
 
 def time_notebooks(paths: Iterable[Path], timeout: float = NOTEBOOK_TIMEOUT, progress: bool = True) -> dict:
