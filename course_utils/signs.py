@@ -169,7 +169,7 @@ def train_sign_model(data: ImageData, rate: float = 0.05, seed: int = 0, epochs:
 
     def train(model):
         x, y = (data.x_train, data.y_train) if rate == 0 else poison_stop_signs(data, rate, seed, **sticker)[:2]
-        fit(model, x, y, epochs=epochs, batch_size=64, lr=3e-3, seed=seed, augment=False, progress=False)
+        fit(model, x, y, epochs=epochs, batch_size=64, lr=3e-3, seed=seed, augment="none", progress=False)
 
     return load_or_train(config, lambda: make_model("small-cnn", data.image_shape, len(CLASSES), seed=seed), train)
 

@@ -154,7 +154,7 @@ def train_diagnosis(data: TabularData, x: torch.Tensor, y: torch.Tensor, *, seed
               "x": sha256_tensor(x)[:16], "y": sha256_tensor(y)[:16], "batch_size": 32, "lr": 3e-3}
 
     def train(model):
-        fit(model, as_input(x), y, epochs=epochs, batch_size=32, lr=3e-3, seed=seed, augment=False, progress=False)
+        fit(model, as_input(x), y, epochs=epochs, batch_size=32, lr=3e-3, seed=seed, augment="none", progress=False)
 
     return load_or_train(config, lambda: make_mlp(data.x_train, seed=seed), train)
 
