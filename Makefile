@@ -8,7 +8,7 @@ TEST_CACHE := $(CURDIR)/.cache/test
 # BACKDOOR_COURSE_HEADLESS=1: the explorers draw a static view, no widget round trip (jupyter/nbclient#312).
 CELL_TIMEOUT ?= 600
 
-.PHONY: lab test unit student lint bench release grade clean-cache constraints nbgrader otter site zoo
+.PHONY: lab test test-tools unit student lint bench release grade clean-cache constraints nbgrader otter site zoo
 
 # constraints.txt pins the versions CI tested (Binder uses it too); torch_index.py picks the CPU-only
 # torch on a Linux machine without an NVIDIA GPU when PyTorch's CPU index answers, and says which it used.
@@ -31,7 +31,10 @@ test: $(VENV)/installed  ## lint, unit tests, student copies in sync, every note
 	$(VENV)/bin/ruff check course_utils course_tools tests
 	rm -rf $(TEST_CACHE)/models
 	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) BACKDOOR_COURSE_HEADLESS=1 $(PY) -m pytest tests solutions notebooks \
-		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) -q
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) -q -m "not tools"
+
+test-tools: $(VENV)/installed  ## the nbgrader, otter-grader and Jupyter Book round trips on lessons 00-01 (minutes)
+	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) BACKDOOR_COURSE_HEADLESS=1 $(PY) -m pytest tests/test_grading_tools.py -m tools -q
 
 unit: $(VENV)/installed  ## unit tests only (fast)
 	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) $(PY) -m pytest tests -q

@@ -2,7 +2,9 @@
 
 The round trips run the real tools on lesson 01 (nbgrader, otter) and lesson 00 (the site): the
 solutions notebook must score full marks and the student copy zero on the autograded parts.
-They execute notebooks, so they take minutes (warm model cache: about one minute each).
+They execute notebooks, so they take minutes, and they are marked `tools`: `make test-tools` runs them.
+They are not yet part of `make test`: on the loaded machine of the session that wrote them they did not
+finish, so they have never passed; they join `make test` once a run on an idle machine has shown them green.
 """
 
 import json
@@ -47,6 +49,7 @@ def test_nbgrader_metadata():
         nbg.export(Path("/nonexistent"), ["42"])
 
 
+@pytest.mark.tools
 def test_nbgrader_round_trip(tmp_path):
     course = tmp_path / "course"
     (source,) = nbg.export(course, ["01"])
@@ -67,6 +70,7 @@ def test_nbgrader_round_trip(tmp_path):
         assert unsolved.code_score == 0
 
 
+@pytest.mark.tools
 def test_otter_round_trip(tmp_path):
     (master,) = otter.export(tmp_path / "otter", ["01"])
     dist = master.parent / "dist"
@@ -96,6 +100,7 @@ def _score(results: dict) -> tuple[float, float]:
     return earned, possible
 
 
+@pytest.mark.tools
 def test_site_builds_one_lesson(tmp_path):
     index = site.build(tmp_path / "site", ["00"], timeout=900)
     html = index.parent
