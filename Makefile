@@ -37,7 +37,7 @@ test-tools: $(VENV)/installed  ## the nbgrader, otter-grader and Jupyter Book ro
 	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) BACKDOOR_COURSE_HEADLESS=1 $(PY) -m pytest tests/test_grading_tools.py -m tools -q
 
 unit: $(VENV)/installed  ## unit tests only (fast)
-	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) $(PY) -m pytest tests -q
+	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) BACKDOOR_COURSE_HEADLESS=1 $(PY) -m pytest tests -q -m "not tools"
 
 student: $(VENV)/installed  ## regenerate notebooks/ from solutions/
 	$(PY) -m course_tools.student
