@@ -28,6 +28,8 @@ from pathlib import Path
 
 import nbformat
 
+from .student import lesson_sources
+
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = "### BEGIN SOLUTION"
 CHECK = re.compile(r"^(\s*)passed = (cu\.checks\.check_\w+\(.*\))\s*$", re.M)
@@ -87,12 +89,7 @@ def assignment_name(notebook: Path) -> str:
 
 def export(out: Path, lessons: list[str] | None = None, root: Path = ROOT) -> list[Path]:
     """Write nbgrader's source folder (one assignment per lesson) and config into `out`; return the notebooks."""
-    sources = sorted((root / "solutions").glob("*.ipynb"))
-    if lessons:
-        unknown = set(lessons) - {p.name[:2] for p in sources}
-        if unknown:
-            raise ValueError(f"no lesson {sorted(unknown)} in solutions/ (lessons are {[p.name[:2] for p in sources]})")
-        sources = [p for p in sources if p.name[:2] in lessons]
+    sources = lesson_sources(lessons, root)
     out.mkdir(parents=True, exist_ok=True)
     (out / "nbgrader_config.py").write_text(CONFIG)
     written = []

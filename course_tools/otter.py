@@ -28,6 +28,8 @@ from pathlib import Path
 
 import nbformat
 
+from .student import lesson_sources
+
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CHECK = re.compile(r"^\s*passed = (cu\.checks\.check_(\w+)\(.*\))\s*$", re.M)
@@ -86,12 +88,7 @@ def master_notebook(nb, name: str):
 
 def export(out: Path, lessons: list[str] | None = None, root: Path = ROOT) -> list[Path]:
     """One folder per lesson under `out`: the master notebook, course_utils and requirements.txt."""
-    sources = sorted((root / "solutions").glob("*.ipynb"))
-    if lessons:
-        unknown = set(lessons) - {p.name[:2] for p in sources}
-        if unknown:
-            raise ValueError(f"no lesson {sorted(unknown)} in solutions/")
-        sources = [p for p in sources if p.name[:2] in lessons]
+    sources = lesson_sources(lessons, root)
     written = []
     for path in sources:
         name = f"lesson{path.name[:2]}"

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .student import release_tag, repository_url
+from .student import lesson_sources, release_tag, repository_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [("GLOSSARY.md", "glossary.md"), ("results/bench-cpu.md", "benchmark.md"), ("INSTRUCTORS.md", "instructors.md")]
@@ -67,12 +67,7 @@ def _home(readme: str) -> str:
 
 def stage(out: Path, lessons: list[str] | None = None, timeout: int = 900, root: Path = ROOT) -> Path:
     """Write the book's sources into `out` (kept between builds so the execution cache is reused)."""
-    sources = sorted((root / "solutions").glob("*.ipynb"))
-    if lessons:
-        unknown = set(lessons) - {p.name[:2] for p in sources}
-        if unknown:
-            raise ValueError(f"no lesson {sorted(unknown)} in solutions/")
-        sources = [p for p in sources if p.name[:2] in lessons]
+    sources = lesson_sources(lessons, root)
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     for old in (out / "notebooks").glob("*.ipynb"):
         if old.name not in {p.name for p in sources}:

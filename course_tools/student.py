@@ -88,6 +88,17 @@ def strip_solutions(source: str, markdown: bool = False) -> str:
     return _BLOCK.sub(stub, source)
 
 
+def lesson_sources(lessons: list[str] | None = None, root: Path = ROOT) -> list[Path]:
+    """The solutions notebooks, all or those of `lessons` (["00", "03"]); an unknown lesson is a ValueError."""
+    sources = sorted((root / "solutions").glob("*.ipynb"))
+    if lessons:
+        unknown = set(lessons) - {p.name[:2] for p in sources}
+        if unknown:
+            raise ValueError(f"no lesson {sorted(unknown)} in solutions/ (lessons are {[p.name[:2] for p in sources]})")
+        sources = [p for p in sources if p.name[:2] in lessons]
+    return sources
+
+
 def clean(nb) -> bool:
     """Strip outputs and execution counts in place; True if anything changed."""
     changed = False
