@@ -145,22 +145,23 @@ class Options:
     zoo_seed: int | None = None
 
 
-def checks_called(nb) -> list[str]:
-    """The check functions a notebook calls, in order of first use."""
+def _first_uses(nb, pattern: re.Pattern) -> list[str]:
+    """What `pattern` captures in the notebook's code cells, each once, in order of first use."""
     found: list[str] = []
     for cell in nb.cells:
         if cell.cell_type == "code":
-            found += [name for name in CHECK_CALL.findall(cell.source) if name not in found]
+            found += [name for name in pattern.findall(cell.source) if name not in found]
     return found
+
+
+def checks_called(nb) -> list[str]:
+    """The check functions a notebook calls, in order of first use."""
+    return _first_uses(nb, CHECK_CALL)
 
 
 def recaps_called(nb) -> list[str]:
     """The recap questions a notebook answers ("01.1", ...), in order."""
-    found: list[str] = []
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            found += [q for q in RECAP_CALL.findall(cell.source) if q not in found]
-    return found
+    return _first_uses(nb, RECAP_CALL)
 
 
 def exercises_of(nb) -> list[Exercise]:

@@ -28,6 +28,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .integrity import sha256_file
+
 CACHE_ENV = "BACKDOOR_COURSE_CACHE"
 CACHE_VERSION = 2  # 1: a .pt file and a .json of the bare config; 2: the .json record holds version, config, hash
 LOCK_TIMEOUT_S = 900.0  # how long a kernel waits for another one training the same model
@@ -78,14 +80,6 @@ def _say(sentence: str) -> None:
     print(f"Model cache: {sentence}", flush=True)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _try_load(model: nn.Module, path: Path, config: dict) -> str | None:
     """Load `path` into `model`: None if it worked, "" if there is no file, else why it cannot be used."""
     record_path, name = path.with_suffix(".json"), f"the cached model {path.stem}"
@@ -102,7 +96,7 @@ def _try_load(model: nn.Module, path: Path, config: dict) -> str | None:
     if saved_config != json.loads(json.dumps(config)):
         return f"{name} was saved for another config (its record does not match)"
     try:
-        if version == CACHE_VERSION and _sha256(path) != record.get("sha256"):
+        if version == CACHE_VERSION and sha256_file(path) != record.get("sha256"):
             return f"{name} is damaged (its SHA-256 does not match its record: truncated or overwritten)"
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as err:  # torch.load of a damaged file raises many kinds (RuntimeError, UnpicklingError, ...)
@@ -117,7 +111,7 @@ def _try_load(model: nn.Module, path: Path, config: dict) -> str | None:
 
 def _write_record(path: Path, config: dict) -> None:
     """Write the record of the model file `path` (version, config, SHA-256) atomically."""
-    record = {"cache_version": CACHE_VERSION, "config": config, "sha256": _sha256(path)}
+    record = {"cache_version": CACHE_VERSION, "config": config, "sha256": sha256_file(path)}
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.json.tmp")
     try:
         tmp.write_text(json.dumps(record, indent=1, sort_keys=True))

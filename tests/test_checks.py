@@ -87,11 +87,3 @@ def test_a_wrong_answer_after_a_right_one_falls_back(capsys):
     assert "failed its latest check" in capsys.readouterr().out
 
 
-def test_sha256_file_check():
-    import hashlib
-
-    assert checks.check_sha256_file(integrity.sha256_file)
-    with pytest.raises(AssertionError, match="MD5"):
-        checks.check_sha256_file(lambda p: hashlib.md5(open(p, "rb").read()).hexdigest())
-    with pytest.raises(AssertionError, match="hexdigest"):
-        checks.check_sha256_file(lambda p: hashlib.sha256(open(p, "rb").read()).digest())
