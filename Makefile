@@ -31,7 +31,8 @@ test: $(VENV)/installed  ## lint, unit tests, student copies in sync, every note
 	$(VENV)/bin/ruff check course_utils course_tools tests
 	rm -rf $(TEST_CACHE)/models
 	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) BACKDOOR_COURSE_HEADLESS=1 $(PY) -m pytest tests solutions notebooks \
-		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) -q -m "not tools"
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) -q -m "not tools" \
+		--durations=10 --junitxml=$(TEST_CACHE)/junit.xml
 
 test-tools: $(VENV)/installed  ## the nbgrader, otter-grader and Jupyter Book round trips on lessons 00-01 (minutes)
 	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) BACKDOOR_COURSE_HEADLESS=1 $(PY) -m pytest tests/test_grading_tools.py -m tools -q

@@ -1,6 +1,6 @@
 """The course benchmark: attack x defense matrix, detectors and notebook run times, on this machine.
 
-    python -m course_tools.bench [--seeds 0 1 2] [--skip-notebooks]      # or: make bench
+    python -m course_tools.bench [--seeds 0 1 2] [--skip-notebooks] [--fresh-clone-test]   # or: make bench
 
 Measures, then writes results/bench-<profile>.json and results/bench-<profile>.md (the README
 links the latter; `bench_report` renders them) with every figure checked against the targets
@@ -11,8 +11,16 @@ in course_tools/targets.toml (`bench_targets`):
 - the detectors of lesson 03 at 5 % poison: STRIP, Activation Clustering and Spectral
   Signatures, AUROC mean and std over the seeds;
 - Neural Cleanse on 5 BadNets and 5 clean models (seeds 0-4): how many it flags;
-- every solutions/ notebook run top to bottom in a fresh kernel, first with an empty model
-  cache (cold: it trains what it needs) and then again with the same cache (warm).
+- IBM ART's ActivationDefence, SpectralSignatureDefense and STRIP beside the course's detectors on
+  the same models (`art_compare`; skip with --skip-art);
+- lesson 07's reference detector in-sample and on the held-out test zoos of HUNT_SEEDS (`hunt`);
+- a reference workload (one standard fit, a matrix-multiply loop): every time is also reported as a
+  multiple of it, and the time targets are judged after scaling to the machine targets.toml names;
+- every solutions/ notebook run alone, top to bottom in a fresh kernel, with an empty model cache
+  (cold; its ten slowest cells kept) and again with that cache (warm; --no-warm skips it), then the
+  whole course in order sharing one cache that starts empty;
+- the ten slowest tests of the last `make test` (its JUnit XML), or with --fresh-clone-test of a
+  `make test` this run times in a fresh clone, install included.
 
 Models are trained in a fresh cache folder (``--cache`` to keep or reuse one), so the
 timings are those of this run. The machine's load average is recorded beside them: on a
@@ -34,6 +42,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+import nbformat
+
 from .bench_report import RESULTS, keep_earlier, to_markdown, write_report
 from .bench_targets import targets
 from .execute import environment, execute_notebook
@@ -44,6 +54,8 @@ DETECTION_ATTACKS = ("badnets", "blended", "wanet")  # the detectors at 5 % pois
 DETECTORS = ("strip", "activation-clustering", "spectral-signatures")
 NOTEBOOK_TIMEOUT = 1800  # seconds; a notebook past this is reported as timed out
 CACHE_ENV = "BACKDOOR_COURSE_CACHE"
+JUNIT = ROOT / ".cache" / "test" / "junit.xml"  # make test writes its per-test times here
+HUNT_SEEDS = (31415, 27182)  # the held-out test zoos of the reference detector (chosen before any model was seen)
 
 
 # ---------------------------------------------------------------- aggregation over seeds
@@ -94,35 +106,139 @@ def fresh_cache(base: Path | None = None) -> Path:
     return folder
 
 
-def run_notebook(path: Path, timeout: float = NOTEBOOK_TIMEOUT) -> tuple[float | None, list[str]]:
-    """Seconds to run `path` top to bottom in a fresh kernel (None if it timed out or died), and its errors.
+def _cell_label(nb, index: int) -> str:
+    """'[12] 41812418: first line of the source' for the report's slowest-cells table."""
+    cell = nb.cells[index]
+    first = next((line for line in cell.source.splitlines() if line.strip()), "")[:60]
+    return f"[{index}] {cell.get('id', '?')}: {first}"
+
+
+def run_notebook(path: Path, timeout: float = NOTEBOOK_TIMEOUT) -> tuple[float | None, list[str], list[dict]]:
+    """Seconds to run `path` top to bottom in a fresh kernel (None if it timed out or died), its errors,
+    and its cells' seconds ([{"cell", "seconds"}], slowest first).
 
     Headless (no widget round trip) with a per-cell limit, so a stuck cell is named, never waited on forever.
     """
     run = execute_notebook(path, path.parent.resolve(), cell_timeout=timeout, total_timeout=timeout, retries=0,
                            keep_outputs=False)
+    nb = nbformat.read(path, as_version=4)
+    cells = sorted(({"cell": _cell_label(nb, i), "seconds": s} for i, s in enumerate(run.cell_seconds)),
+                   key=lambda c: -c["seconds"])
     if run.status != "ok":
-        return None, [f"{run.status}: {run.message}", *run.cell_errors]
-    return run.seconds, run.cell_errors
+        return None, [f"{run.status}: {run.message}", *run.cell_errors], cells
+    return run.seconds, run.cell_errors, cells
 
 
-def time_notebooks(paths: Iterable[Path], timeout: float = NOTEBOOK_TIMEOUT, progress: bool = True) -> dict:
-    """{name: {"cold", "warm", "errors"}}: each notebook twice, with an empty model cache then the same one again."""
+def time_notebooks(paths: Iterable[Path], timeout: float = NOTEBOOK_TIMEOUT, progress: bool = True,
+                   warm: bool = True) -> dict:
+    """{name: {"cold", "warm", "errors", "cells"}}: each notebook alone with an empty model cache (cold),
+    then, if `warm`, again with the cache it filled. "cells": the cold run's ten slowest cells."""
     from tqdm.auto import tqdm
 
     paths = list(paths)
     out = {}
-    for path in tqdm(paths, desc="notebooks (cold, warm)", disable=not progress):
+    for path in tqdm(paths, desc="notebooks alone (cold, warm)" if warm else "notebooks alone (cold)",
+                     disable=not progress):
         cache = fresh_cache()
         try:
             with environment(**{CACHE_ENV: str(cache)}):
-                cold, errors_cold = run_notebook(path, timeout)
-                warm, errors_warm = run_notebook(path, timeout)
+                cold, errors_cold, cells = run_notebook(path, timeout)
+                warm_s, errors_warm = (run_notebook(path, timeout)[:2] if warm else (None, []))
         finally:
             shutil.rmtree(cache, ignore_errors=True)
         errors = [f"cold: {e}" for e in errors_cold] + [f"warm: {e}" for e in errors_warm]
-        out[path.name] = {"cold": cold, "warm": warm, "errors": errors}
+        out[path.name] = {"cold": cold, "warm": warm_s, "errors": errors, "cells": cells[:10]}
     return out
+
+
+def time_course_in_order(paths: Iterable[Path], timeout: float = NOTEBOOK_TIMEOUT, progress: bool = True) -> dict:
+    """The course as a learner meets it: every notebook in order, one kernel each, sharing one model cache
+    that starts empty. {"total": seconds or None if one failed, "per_notebook": {name: seconds}, "errors"}."""
+    from tqdm.auto import tqdm
+
+    per_notebook, errors = {}, []
+    cache = fresh_cache()
+    try:
+        with environment(**{CACHE_ENV: str(cache)}):
+            for path in tqdm(list(paths), desc="course in order (one cache)", disable=not progress):
+                seconds, problems, _ = run_notebook(path, timeout)
+                per_notebook[path.name] = seconds
+                errors += [f"{path.name}: {e}" for e in problems]
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    failed = any(v is None for v in per_notebook.values())
+    return {"total": None if failed else round(sum(per_notebook.values()), 1), "per_notebook": per_notebook,
+            "errors": errors}
+
+
+def reference_workload(data=None) -> dict:
+    """The yardstick every time is also divided by, so that two machines compare as ratios.
+
+    fit_seconds: one standard model fit (the profile's model, seed 0, on the whole training set, the
+    profile's recipe) in the contiguous memory layout the course used before it trained channels_last
+    on the CPU, so that the yardstick does not move when the course gets faster; matmul_seconds: 40
+    products of two 1024 x 1024 float32 matrices. Both on this process's torch threads.
+    """
+    import torch
+
+    import course_utils as cu
+    from course_utils import train
+
+    data = data if data is not None else cu.load_data()
+    layouts, train.CHANNELS_LAST_DEVICES = train.CHANNELS_LAST_DEVICES, ()
+    try:
+        model = cu.make_model(seed=0)
+        start = time.perf_counter()
+        train.fit(model, data.x_train, data.y_train, seed=0, progress=False)
+        fit_seconds = time.perf_counter() - start
+    finally:
+        train.CHANNELS_LAST_DEVICES = layouts
+    a = torch.randn(1024, 1024, generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    for _ in range(40):
+        b = a @ a
+    matmul_seconds = time.perf_counter() - start
+    del b
+    return {"fit_seconds": round(fit_seconds, 2), "matmul_seconds": round(matmul_seconds, 3),
+            "threads": torch.get_num_threads()}
+
+
+def slowest_tests(junit: Path = JUNIT, n: int = 10) -> dict | None:
+    """The last `make test`'s {"created", "tests", "seconds", "slowest": [{"test", "seconds"}]} from the
+    JUnit XML pytest wrote there, or None if there is none yet."""
+    import xml.etree.ElementTree as ET
+
+    junit = Path(junit)
+    if not junit.exists():
+        return None
+    cases = [(f"{c.get('classname', '')}::{c.get('name', '')}", float(c.get("time", 0)))
+             for c in ET.parse(junit).getroot().iter("testcase")]
+    cases.sort(key=lambda c: -c[1])
+    created = datetime.fromtimestamp(junit.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return {"created": created, "tests": len(cases), "seconds": round(sum(t for _, t in cases), 1),
+            "slowest": [{"test": name, "seconds": round(t, 1)} for name, t in cases[:n]]}
+
+
+def time_make_test_fresh_clone(base: Path | None = None) -> dict:
+    """`git clone` this repository into a temporary folder and run `make test` there (the install
+    included), as CI does. {"seconds", "install_seconds", "returncode", "tail", "tests"}."""
+    import subprocess
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-clone-", dir=base))
+    try:
+        subprocess.run(["git", "clone", "--quiet", str(ROOT), str(folder / "course")], check=True)
+        clone = folder / "course"
+        start = time.perf_counter()
+        install = subprocess.run(["make", ".venv/installed"], cwd=clone, capture_output=True, text=True)
+        install_seconds = time.perf_counter() - start
+        run = subprocess.run(["make", "test"], cwd=clone, capture_output=True, text=True) \
+            if install.returncode == 0 else install
+        seconds = time.perf_counter() - start
+        tests = slowest_tests(clone / ".cache" / "test" / "junit.xml")
+        return {"seconds": round(seconds, 1), "install_seconds": round(install_seconds, 1),
+                "returncode": run.returncode, "tail": (run.stdout + run.stderr)[-1500:], "tests": tests}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- the measurements (course_utils does the work)
@@ -264,6 +380,20 @@ def header(seeds: Sequence[int]) -> dict:
             "python": platform.python_version(), "load_average_start": _load_average()}
 
 
+def measure_art(seeds: Sequence[int], progress: bool = True) -> list[dict]:
+    """The course's AC, SS and STRIP beside IBM ART's on the same models and data (`art_compare`)."""
+    from . import art_compare
+
+    return art_compare.compare(seeds=tuple(seeds), progress=progress)
+
+
+def measure_hunt_heldout(seeds: Sequence[int], neural_cleanse: bool = False) -> list[dict]:
+    """The reference trojan detector in-sample (practice zoo) and on the test zoo of every seed (`hunt.bench_rows`)."""
+    from . import hunt
+
+    return hunt.bench_rows(list(seeds), neural_cleanse=neural_cleanse)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark the course on this machine (see the module docstring).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the matrix and detectors")
@@ -273,7 +403,16 @@ def main(argv=None) -> int:
                         help="attacks the detectors are measured on (5 %% poison)")
     parser.add_argument("--defenses", nargs="+", help="default: every defense of lesson 06")
     parser.add_argument("--skip-notebooks", action="store_true", help="do not time the notebooks")
-    parser.add_argument("--skip-matrix", action="store_true", help="only time the notebooks")
+    parser.add_argument("--skip-matrix", action="store_true",
+                        help="skip the matrix, detectors, Neural Cleanse, trojan hunt and ART phases")
+    parser.add_argument("--skip-art", action="store_true", help="do not run IBM ART's detectors beside the course's")
+    parser.add_argument("--skip-heldout", action="store_true", help="do not score the reference on the test zoos")
+    parser.add_argument("--hunt-seeds", type=int, nargs="+", default=list(HUNT_SEEDS), help="test-zoo seeds")
+    parser.add_argument("--hunt-neural-cleanse", action="store_true",
+                        help="also Neural Cleanse's false alarms on the test zoos' clean models (slow)")
+    parser.add_argument("--no-warm", action="store_true", help="time each notebook cold only (not again warm)")
+    parser.add_argument("--fresh-clone-test", action="store_true",
+                        help="also time `make test` in a fresh clone, install included (as CI runs it)")
     parser.add_argument("--notebooks", nargs="+", help="only these notebooks (name prefixes, e.g. 00 03)")
     parser.add_argument("--timeout", type=float, default=NOTEBOOK_TIMEOUT, help="seconds allowed per notebook run")
     parser.add_argument("--cache", type=Path, help="model cache to use and keep (default: a fresh one, deleted after)")
@@ -288,7 +427,10 @@ def main(argv=None) -> int:
     earlier_path = args.out / f"bench-{report['profile']}.json"
     earlier = json.loads(earlier_path.read_text()) if earlier_path.exists() else None
 
-    skipped = [k for k, skip in (("rows", args.skip_matrix), ("notebook_seconds", args.skip_notebooks)) if skip]
+    skipped = [k for k, skip in (("rows", args.skip_matrix), ("notebook_seconds", args.skip_notebooks),
+                                 ("art_compare", args.skip_matrix or args.skip_art),
+                                 ("hunt_heldout", args.skip_heldout),
+                                 ("make_test", not args.fresh_clone_test)) if skip]
 
     def save(phase: str) -> None:
         keep_earlier(report, earlier, [k for k in skipped if k not in report])
@@ -298,6 +440,9 @@ def main(argv=None) -> int:
         paths = write_report(report, args.out)
         print(f"[{phase}] wrote {paths[0]} and {paths[1]} ({report['bench_seconds']:.0f} s so far)", flush=True)
 
+    cu.seed_everything(0)
+    report["reference_workload"] = reference_workload()
+    report["tests"] = slowest_tests()
     if not args.skip_matrix:
         cache = args.cache or fresh_cache()
         try:
@@ -317,6 +462,11 @@ def main(argv=None) -> int:
                 report["detection"], report["detection_per_seed"] = detection_rows(per_seed), per_seed
                 report["detection_seconds"] = time.perf_counter() - phase
                 save("detectors")
+                if not args.skip_art:  # the detectors' 5 % models are in the cache now: ART sees the same ones
+                    phase = time.perf_counter()
+                    report["art_compare"] = measure_art(args.seeds)
+                    report["art_compare_seconds"] = time.perf_counter() - phase
+                    save("beside IBM ART")
                 phase = time.perf_counter()
                 report["neural_cleanse"] = measure_neural_cleanse(data, args.nc_seeds)
                 report["neural_cleanse_seconds"] = time.perf_counter() - phase
@@ -328,13 +478,30 @@ def main(argv=None) -> int:
         finally:
             if args.cache is None:
                 shutil.rmtree(cache, ignore_errors=True)
+    if not args.skip_heldout:
+        # In the learner's usual model cache, not the bench's fresh one: the test zoos (80 models) are
+        # trained once per machine; their training time is recorded by the run that trained them.
+        phase = time.perf_counter()
+        report["hunt_heldout"] = measure_hunt_heldout(args.hunt_seeds, args.hunt_neural_cleanse)
+        report["hunt_heldout_seconds"] = time.perf_counter() - phase
+        save("trojan hunt, held out")
     if not args.skip_notebooks:
         paths = sorted((ROOT / "solutions").glob("*.ipynb"))
         if args.notebooks:
             paths = [p for p in paths if any(p.name.startswith(prefix) for prefix in args.notebooks)]
         phase = time.perf_counter()
-        report["notebook_seconds"] = time_notebooks(paths, args.timeout)
+        report["notebook_seconds"] = time_notebooks(paths, args.timeout, warm=not args.no_warm)
+        save("notebooks alone")
+        if not args.notebooks:  # the course in order only makes sense for the whole course
+            report["course_in_order"] = time_course_in_order(paths, args.timeout)
         report["notebooks_total_seconds"] = time.perf_counter() - phase
+        save("course in order")
+    if args.fresh_clone_test:
+        phase = time.perf_counter()
+        report["make_test"] = time_make_test_fresh_clone()
+        if report["make_test"].get("tests"):
+            report["tests"] = report["make_test"]["tests"]
+        save("make test in a fresh clone")
     save("done")
     print(to_markdown(report))
     return 0

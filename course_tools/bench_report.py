@@ -48,12 +48,57 @@ def to_markdown(report: dict) -> str:
         mark = {True: "yes", False: "**no**", None: "n/a"}
         lines += [f"| {t['what']} | {t['target']} | {t['value']} | {mark[t['met']]} |" for t in report["targets"]]
         lines.append("")
+    ref = report.get("reference_workload")
+    if ref:
+        lines += ["## Reference workload (the yardstick)", "",
+                  f"One standard model fit (the profile's model and recipe, contiguous layout as before the course "
+                  f"trained channels_last): **{ref['fit_seconds']:.2f} s**; 40 products of 1024 x 1024 float32 "
+                  f"matrices: {ref['matmul_seconds']:.2f} s "
+                  f"({ref.get('threads', '?')} threads). Times below are also given as multiples of the fit "
+                  "(\"x fit\"), so figures from two machines compare as ratios; the targets are judged after "
+                  f"scaling to a machine whose fit takes {report.get('reference_fit_target', 4.9)} s.", ""]
     if report.get("notebook_seconds"):
+        order = (report.get("course_in_order") or {}).get("per_notebook", {})
+        fit = (ref or {}).get("fit_seconds")
         lines += ["## Notebooks, top to bottom in a fresh kernel", "",
-                  "| notebook | cold cache (s) | warm cache (s) | problems |", "|---|---:|---:|---|"]
+                  "Alone: each notebook with an empty model cache of its own (cold), then again with the cache it "
+                  "filled (warm). In order: the whole course, one notebook after the other, sharing one cache that "
+                  "starts empty (what a learner does).", "",
+                  "| notebook | alone, cold (s) | x fit | warm (s) | in order (s) | problems |",
+                  "|---|---:|---:|---:|---:|---|"]
+
+        def sec(v):
+            return f"{v:.0f}" if v is not None else "failed"
+
         for name, t in report["notebook_seconds"].items():
-            cold, warm = (f"{t[k]:.0f}" if t.get(k) is not None else "failed" for k in ("cold", "warm"))
-            lines.append(f"| {name} | {cold} | {warm} | {'; '.join(t.get('errors', [])) or ''} |")
+            ratio = f"{t['cold'] / fit:.1f}" if fit and t.get("cold") else ""
+            warm = sec(t["warm"]) if t.get("warm") is not None else \
+                ("failed" if any(e.startswith("warm") for e in t.get("errors", [])) else "not run")
+            in_order = sec(order[name]) if name in order else ""
+            lines.append(f"| {name} | {sec(t.get('cold'))} | {ratio} | {warm} | {in_order} | "
+                         f"{'; '.join(t.get('errors', [])) or ''} |")
+        course = report.get("course_in_order")
+        if course:
+            total = course.get("total")
+            lines.append(f"| **the course in order** | | | | **{sec(total)}** | "
+                         f"{'; '.join(course.get('errors', [])) or ''} |")
+        lines.append("")
+        cells = [(c["seconds"], name, c["cell"]) for name, t in report["notebook_seconds"].items()
+                 for c in t.get("cells", [])]
+        if cells:
+            lines += ["### The ten slowest cells (alone, cold)", "", "| notebook | cell | s |", "|---|---|---:|"]
+            lines += [f"| {name} | {cell.replace('|', '/')} | {s:.1f} |" for s, name, cell in sorted(cells, reverse=True)[:10]]
+            lines.append("")
+    make_test = report.get("make_test")
+    if make_test:
+        lines += ["## `make test` from a fresh clone", "",
+                  f"{make_test['seconds']:.0f} s in all, of which {make_test['install_seconds']:.0f} s installing "
+                  f"(exit status {make_test['returncode']}).", ""]
+    tests = report.get("tests")
+    if tests:
+        lines += [f"### The ten slowest tests (make test of {tests['created']}: {tests['tests']} tests, "
+                  f"{tests['seconds']:.0f} s in pytest)", "", "| test | s |", "|---|---:|"]
+        lines += [f"| {t['test']} | {t['seconds']:.1f} |" for t in tests["slowest"]]
         lines.append("")
     if report.get("rows"):
         lines += ["## Attack x defense (10 % poison, 5 % clean data for the defender)", "",
@@ -82,9 +127,23 @@ def to_markdown(report: dict) -> str:
         lines += ["## Trojan hunt (lesson 07)", "",
                   f"The reference detector ({hunt['detector']}) scores {hunt['models']} zoo models "
                   f"({hunt['trojaned']} trojaned, {hunt['clean']} clean): AUROC {hunt['auroc']:.3f}.", ""]
+    if report.get("art_compare"):
+        from .art_compare import markdown_table
+
+        lines += ["## Detectors beside IBM ART (5 % poison)", "",
+                  "The same models and data for both (`course_tools/art_compare.py`). Precision and recall of each "
+                  "one's own removal rule; STRIP counts rejected test inputs (half clean, half triggered). ART's "
+                  "STRIP is given softmax outputs (on logits it fails with 'non-finite values'); ART's Spectral "
+                  "Signatures gets expected_pp_poison = the true rate.", "", markdown_table(report["art_compare"]), ""]
+    if report.get("hunt_heldout"):
+        from .hunt import report as hunt_report
+
+        body = hunt_report(report["hunt_heldout"]).split("\n", 2)[2]  # without its title
+        lines += ["## Trojan hunt: the reference detector in-sample and held out", "", body.strip(), ""]
     phases = [(name, report.get(f"{key}_seconds")) for name, key in
               (("attack x defense matrix", "matrix"), ("detectors", "detection"), ("Neural Cleanse", "neural_cleanse"),
-               ("trojan hunt", "trojan_hunt"), ("notebooks (cold + warm)", "notebooks_total"))]
+               ("trojan hunt", "trojan_hunt"), ("beside IBM ART", "art_compare"),
+               ("trojan hunt, held out", "hunt_heldout"), ("notebooks (alone, in order)", "notebooks_total"))]
     if any(sec is not None for _, sec in phases):
         lines += ["## Where the bench's time went", "", "| phase | seconds |", "|---|---:|"]
         lines += [f"| {name} | {sec:.0f} |" for name, sec in phases if sec is not None]
@@ -96,14 +155,18 @@ def to_markdown(report: dict) -> str:
 
 MATRIX_KEYS = ("rows", "matrix_per_seed", "detection", "detection_per_seed", "neural_cleanse", "trojan_hunt", "data", "matrix_seconds",
                "detection_seconds", "neural_cleanse_seconds", "trojan_hunt_seconds")
-NOTEBOOK_KEYS = ("notebook_seconds", "notebooks_total_seconds")
+NOTEBOOK_KEYS = ("notebook_seconds", "course_in_order", "notebooks_total_seconds")
+# part a run can skip -> the keys it fills, carried over from the earlier report when skipped
+PARTS = {"rows": MATRIX_KEYS, "notebook_seconds": NOTEBOOK_KEYS, "art_compare": ("art_compare", "art_compare_seconds"),
+         "hunt_heldout": ("hunt_heldout", "hunt_heldout_seconds"), "make_test": ("make_test",)}
 
 
 def keep_earlier(report: dict, earlier: dict | None, skipped: Sequence[str]) -> None:
-    """Fill the parts this run skipped ("rows": the matrix phases; "notebook_seconds") from an
-    `earlier` report (the JSON already in results/, read before this run wrote anything)."""
+    """Fill the parts this run skipped (keys of PARTS: "rows" for the matrix phases, "notebook_seconds",
+    "art_compare", "hunt_heldout", "make_test") from an `earlier` report (the JSON already in results/,
+    read before this run wrote anything)."""
     for part in skipped if earlier else ():
-        keys = MATRIX_KEYS if part == "rows" else NOTEBOOK_KEYS
+        keys = PARTS[part]
         if earlier.get(part):
             report.update({k: earlier[k] for k in keys if k in earlier})
             report.setdefault("notes", []).append(

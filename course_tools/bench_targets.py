@@ -27,20 +27,80 @@ def _row(report: dict, attack: str, defense: str) -> dict | None:
     return next((r for r in report.get("rows", []) if r["attack"] == attack and r["defense"] == defense), None)
 
 
+def _scaled(report: dict, spec: dict, seconds: float) -> tuple[float, str]:
+    """`seconds` scaled to the target machine (whose standard fit takes spec's reference_fit_seconds), and
+    how the value reads in the table."""
+    fit = (report.get("reference_workload") or {}).get("fit_seconds")
+    ref = spec.get("reference_fit_seconds")
+    if not fit or not ref:
+        return seconds, f"{seconds:.0f} s"
+    scaled = seconds * ref / fit
+    return scaled, f"{seconds:.0f} s here, {scaled:.0f} s scaled to a {ref:g} s fit"
+
+
 def _notebooks(report: dict, spec: dict, add) -> None:
     times = report.get("notebook_seconds", {})
-    if not times:
-        return
-    cold = {name: t.get("cold") for name, t in times.items()}
-    slowest = max(cold, key=lambda n: cold[n] if cold[n] is not None else math.inf)
-    worst, limit = cold[slowest], spec["max_seconds_cold"]
-    add(f"one notebook, top to bottom, cold cache (slowest: {slowest})", f"<= {limit} s",
-        f"{worst:.0f} s" if worst is not None else "failed", worst is not None and worst <= limit)
-    total = sum(v for v in cold.values() if v is not None)
-    failed = any(v is None or t.get("errors") for v, t in zip(cold.values(), times.values()))
-    limit = spec["course_max_seconds_cold"]
-    add("the whole course, each notebook cold (moonshot)", f"<= {limit} s", f"{total:.0f} s",
-        total <= limit and not failed)
+    if times:
+        cold = {name: t.get("cold") for name, t in times.items()}
+        slowest = max(cold, key=lambda n: cold[n] if cold[n] is not None else math.inf)
+        worst, limit = cold[slowest], spec["max_seconds_cold"]
+        if worst is None:
+            add(f"each notebook alone, cold cache (slowest: {slowest})", f"<= {limit} s", "failed", False)
+        else:
+            scaled, text = _scaled(report, spec, worst)
+            add(f"each notebook alone, cold cache (slowest: {slowest})", f"<= {limit} s", text, scaled <= limit)
+    course = report.get("course_in_order")
+    if course:
+        limit = spec["course_max_seconds_in_order"]
+        if course.get("total") is None or course.get("errors"):
+            add("the whole course in order, one cache starting empty", f"<= {limit} s", "failed", False)
+        else:
+            scaled, text = _scaled(report, spec, course["total"])
+            add("the whole course in order, one cache starting empty", f"<= {limit} s", text, scaled <= limit)
+    make_test = report.get("make_test")
+    if make_test:
+        limit = spec["make_test_max_seconds"]
+        scaled, text = _scaled(report, spec, make_test["seconds"])
+        add("make test from a fresh clone, install included", f"<= {limit} s", text,
+            make_test["returncode"] == 0 and scaled <= limit)
+
+
+def _art(report: dict, spec: dict, add) -> None:
+    """Each course detector's removal rule (course rule) reaches the precision and recall target on the
+    attacks of the spec, and is not behind ART's on either."""
+    rows = report.get("art_compare") or []
+    for attack in spec["attacks"]:
+        for method in ("activation clustering", "spectral signatures", "STRIP"):
+            rule = "course, paper rule" if method == "STRIP" else "course, course rule"  # the course's default rule
+            mine = [r for r in rows if r["attack"] == attack and r["method"] == method and r["implementation"] == rule]
+            art = [r for r in rows if r["attack"] == attack and r["method"] == method and r["implementation"].startswith("ART")]
+            if not mine:
+                continue
+            p, rc = (sum(r[k] for r in mine) / len(mine) for k in ("precision", "recall"))
+            value = f"precision {p:.2f}, recall {rc:.2f}"
+            ahead = True
+            if art:
+                ap, ar = (sum(r[k] for r in art) / len(art) for k in ("precision", "recall"))
+                value += f" (ART: {ap:.2f}, {ar:.2f})"
+                ahead = p + rc >= ap + ar
+            want = spec["min_precision_recall"]
+            add(f"{method}, {attack} {100 * spec['rate']:.0f} %: removal rule, and not behind ART",
+                f">= {want:.2f} both", value, p >= want and rc >= want and ahead)
+
+
+def _hunt_heldout(report: dict, spec: dict, add) -> None:
+    """The reference detector on every held-out test zoo: all-to-one AUROC and clean models flagged."""
+    for r in report.get("hunt_heldout") or []:
+        if r["detector"] != "reference" or r["models"] != "all-to-one" or "held out" not in r["zoo"]:
+            continue
+        want = spec["min_auroc_all_to_one"]
+        add(f"trojan hunt, {r['zoo']}: reference AUROC, all-to-one", f">= {want:.2f}", f"{r['auroc']:.3f}",
+            r["auroc"] >= want)
+        n_clean = r["n_models"] - r["n_trojaned"]
+        share = r["clean_flagged_at_90pct"] / max(n_clean, 1)
+        limit = spec["max_clean_flagged_share"]
+        add(f"trojan hunt, {r['zoo']}: clean models flagged at 90 % of trojans caught", f"<= {limit:.0%}",
+            f"{r['clean_flagged_at_90pct']} of {n_clean}", share <= limit)
 
 
 def _models(report: dict, spec: dict, add, gpu: bool) -> None:
@@ -112,6 +172,8 @@ def targets(report: dict, spec: dict | None = None) -> list[dict]:
     if not gpu:
         _detectors(report, spec, add)
         _repairs(report, spec, add)
+        _art(report, spec["art_compare"], add)
+        _hunt_heldout(report, spec["trojan_hunt"], add)
     hunt, want = report.get("trojan_hunt"), spec["trojan_hunt"]
     if hunt:
         add(f"trojan hunt: reference detector AUROC over {hunt['models']} models",

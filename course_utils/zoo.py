@@ -32,10 +32,11 @@ from .poison import make_attack
 from .train import predict, train_model
 
 ZOO_EPOCHS = 4  # every zoo model, trojaned or not: cheap, and epochs give nothing away
-# (slope, intercept) of the reference score's logistic, set a priori rather than fitted: p = 0.5 where the best
-# trigger moves half of the clean images, 0.12 / 0.88 at 40 % / 60 %. Lesson 07 and `course_tools.hunt` refit it
-# on the practice zoo (`fit_calibration`) and show both, so that a refit can replace it with measured values.
-REFERENCE_CALIBRATION = (20.0, -10.0)
+# (slope, intercept) of the reference score's logistic, fitted on the practice zoo only (`fit_calibration`:
+# Platt scaling with smoothed targets, run by `python -m course_tools.hunt`, 2026-12-06): p = 0.5 where the best
+# trigger moves 55 % of the clean images. It replaced an a-priori (20, -10), which was overconfident on the
+# held-out test zoos (cross-entropy 0.42 and 0.65 nats there; results/hunt-heldout-cpu.md has the refit's).
+REFERENCE_CALIBRATION = (6.11, -3.35)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,17 @@ def fake_matrix_rows():
     return rows
 
 
+def fake_art(method, implementation, precision, recall, attack="badnets"):
+    return {"method": method, "implementation": implementation, "attack": attack, "seed": 0, "removed": 10,
+            "precision": precision, "recall": recall, "auroc": None, "seconds": 1.0}
+
+
+def fake_hunt(zoo, auroc, clean_flagged):
+    return {"zoo": zoo, "detector": "reference", "models": "all-to-one", "n_models": 37, "n_trojaned": 17,
+            "auroc": auroc, "auroc_ci": [auroc - 0.05, 1.0], "cross_entropy": 0.3, "cross_entropy_ci": [0.1, 0.5],
+            "clean_flagged_at_90pct": clean_flagged, "flagged_at_90pct": 16 + clean_flagged, "seconds_per_model": 1.4}
+
+
 def fake_report(**overrides):
     rows = [bench.clean_row([0.975, 0.971], [0.01, 0.02], [5.0, 6.0])]
     rows += bench.bench_rows(evaluation.summarize_matrix(fake_matrix_rows()))
@@ -35,7 +46,18 @@ def fake_report(**overrides):
                                                  for s, a in enumerate([0.95, 0.97])]),
               "neural_cleanse": {"runs": 5, "backdoored_flagged": 4, "clean_flagged": 2, "seeds": [0, 1, 2, 3, 4]},
               "trojan_hunt": {"detector": "nc", "models": 14, "trojaned": 7, "clean": 7, "auroc": 0.9},
-              "matrix_seconds": 300.0}
+              "matrix_seconds": 300.0,
+              "reference_workload": {"fit_seconds": 9.8, "matmul_seconds": 1.0, "threads": 2},  # twice as slow
+              "course_in_order": {"total": 1100.0, "per_notebook": {"00_a.ipynb": 400.0, "01_b.ipynb": 700.0},
+                                  "errors": []},
+              "art_compare": [fake_art("activation clustering", "course, course rule", 0.95, 1.0),
+                              fake_art("activation clustering", "ART 1.20", 0.1, 0.7),
+                              fake_art("spectral signatures", "course, course rule", 0.8, 1.0),
+                              fake_art("STRIP", "course, paper rule", 0.95, 0.95),
+                              fake_art("STRIP", "ART 1.20", 0.97, 0.99)],
+              "hunt_heldout": [fake_hunt("test seed 1 (held out)", 0.97, 1), fake_hunt("test seed 2 (held out)", 0.9, 4)],
+              "tests": {"created": "today", "tests": 2, "seconds": 30.0,
+                        "slowest": [{"test": "tests/test_a.py::test_slow", "seconds": 25.0}]}}
     report.update(overrides)
     return report
 
@@ -60,8 +82,17 @@ def test_detection_rows_and_clean_row():
 
 def test_targets_say_met_and_not_met():
     found = {t["what"].split(" (")[0]: t for t in bench_targets.targets(fake_report())}
-    assert found["one notebook, top to bottom, cold cache"]["met"] is False  # 200 s > 180 s
-    assert found["the whole course, each notebook cold"]["met"] is False  # a warm run failed
+    # times are judged after scaling to a 4.9 s fit: this machine's fit took 9.8 s, so they count half
+    alone = found["each notebook alone, cold cache"]
+    assert alone["met"] is True and alone["value"] == "200 s here, 100 s scaled to a 4.9 s fit"
+    assert found["the whole course in order, one cache starting empty"]["met"] is True  # 550 s scaled
+    assert found["activation clustering, badnets 5 %: removal rule, and not behind ART"]["met"] is True
+    assert found["spectral signatures, badnets 5 %: removal rule, and not behind ART"]["met"] is False  # 0.8
+    assert found["STRIP, badnets 5 %: removal rule, and not behind ART"]["met"] is False  # ART is ahead
+    whole = {t["what"]: t for t in bench_targets.targets(fake_report())}
+    assert whole["trojan hunt, test seed 1 (held out): reference AUROC, all-to-one"]["met"] is True
+    assert whole["trojan hunt, test seed 2 (held out): reference AUROC, all-to-one"]["met"] is False
+    assert whole["trojan hunt, test seed 2 (held out): clean models flagged at 90 % of trojans caught"]["met"] is False
     assert found["clean model CA"]["met"] is True  # 97.3 % >= 94 % on the offline sample
     assert found["BadNets 10 %: ASR"]["met"] is True
     assert found["Neural Cleanse flags the BadNets target"]["met"] is True
@@ -76,7 +107,7 @@ def test_targets_come_from_the_data_file():
     assert spec["badnets"]["min_asr"] == 0.95 and "adv-unlearning" in spec["repairs"]["methods"]
     stricter = {**spec, "notebooks": {**spec["notebooks"], "max_seconds_cold": 50}}
     found = {t["what"].split(" (")[0]: t for t in bench_targets.targets(fake_report(), stricter)}
-    assert found["one notebook, top to bottom, cold cache"]["target"] == "<= 50 s"
+    assert found["each notebook alone, cold cache"]["target"] == "<= 50 s"
 
 
 def test_report_files_valid_json_and_markdown(tmp_path):
@@ -92,7 +123,10 @@ def test_report_files_valid_json_and_markdown(tmp_path):
     assert set(data["neural_cleanse"]) >= {"runs", "backdoored_flagged", "clean_flagged"}
     md = md_path.read_text()
     assert "| badnets | fine-pruning | 94.5 ± 0.7 | 5.0 ± 0.0 |" in md
-    assert "| 01_b.ipynb | 200 | failed | warm: timeout |" in md and "**no**" in md
+    assert "| 01_b.ipynb | 200 | 20.4 | failed | 700 | warm: timeout |" in md and "**no**" in md
+    assert "| **the course in order** | | | | **1100** |" in md and "x fit" in md
+    assert "| tests/test_a.py::test_slow | 25.0 |" in md and "Detectors beside IBM ART" in md
+    assert "test seed 2 (held out)" in md
     assert "AUROC 0.900" in md and "| attack x defense matrix | 300 |" in md
 
 
@@ -151,3 +185,36 @@ def test_wiring_on_a_tiny_run(digits):
     assert all(0 <= r["auroc"] <= 1 for r in per_seed)
     nc = bench.measure_neural_cleanse(digits, [0], epochs=1, progress=False, steps=10)
     assert nc["runs"] == 1 and nc["backdoored_flagged"] in (0, 1) and nc["clean_flagged"] in (0, 1)
+
+
+def test_slowest_tests_from_junit_xml(tmp_path):
+    junit = tmp_path / "junit.xml"
+    junit.write_text('<testsuites><testsuite name="pytest">'
+                     '<testcase classname="tests.test_a" name="test_fast" time="0.5"/>'
+                     '<testcase classname="tests.test_a" name="test_slow" time="12.25"/>'
+                     '<testcase classname="solutions.01.ipynb" name="Cell 3" time="40"/>'
+                     '</testsuite></testsuites>')
+    found = bench.slowest_tests(junit, n=2)
+    assert found["tests"] == 3 and found["seconds"] == 52.8
+    assert [t["test"] for t in found["slowest"]] == ["solutions.01.ipynb::Cell 3", "tests.test_a::test_slow"]
+    assert bench.slowest_tests(tmp_path / "missing.xml") is None
+
+
+def test_course_in_order_shares_one_cache(tmp_path, monkeypatch):
+    """The second notebook finds the model the first one trained; a failing notebook makes the total None."""
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("BACKDOOR_COURSE_CACHE", str(tmp_path))
+    code = ("import os, pathlib\n"
+            "model = pathlib.Path(os.environ['BACKDOOR_COURSE_CACHE']) / 'models' / 'm.pt'\n"
+            "found = 'hit' if model.exists() else 'miss'\n"
+            "model.parent.mkdir(exist_ok=True)\n"
+            "model.write_text('weights')\n"
+            "assert found == {want!r}, found")
+    first, second = tmp_path / "00_first.ipynb", tmp_path / "01_second.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code.format(want="miss"))]), first)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code.format(want="hit"))]), second)
+    course = bench.time_course_in_order([first, second], timeout=300, progress=False)
+    assert course["errors"] == [] and course["total"] > 0 and set(course["per_notebook"]) == {first.name, second.name}
+    course = bench.time_course_in_order([second], timeout=300, progress=False)  # alone, its cache is empty
+    assert course["total"] is not None and any("AssertionError" in e for e in course["errors"])
+    assert not (tmp_path / "models").exists(), "the real cache is left alone"
