@@ -86,6 +86,30 @@ def environment(**values: str):
                 os.environ[key] = value
 
 
+# nbclient's own per-cell timeout covers the wait for the kernel's reply, but not every wait after it:
+# with live ipywidgets a cell was seen to block for good with the kernel idle (jupyter/nbclient#312;
+# reproduced here with course_tools.hangcheck --live-widgets). A watchdog around the whole cell bounds
+# it: past the cell limit plus this grace, the cell counts as timed out.
+WATCHDOG_GRACE = 15
+
+
+def _execute_cell_bounded(client, cell, index: int, seconds: float) -> None:
+    """client.execute_cell, but never longer than `seconds`: CellTimeoutError past it."""
+    import asyncio
+
+    from jupyter_core.utils import run_sync
+    from nbclient.exceptions import CellTimeoutError
+
+    async def bounded():
+        try:
+            await asyncio.wait_for(client.async_execute_cell(cell, index,
+                                                             execution_count=client.code_cells_executed + 1), seconds)
+        except asyncio.TimeoutError:
+            raise CellTimeoutError(f"cell {index} was still waiting after {seconds:g} s (watchdog)") from None
+
+    run_sync(bounded)()
+
+
 def run_once(nb, cwd: Path, cell_timeout: float, total_timeout: float | None = None, on_kernel=None,
              keep_outputs: bool = True, offset: int = 0) -> Execution:
     """Run `nb` (modified in place) top to bottom in a fresh python3 kernel; never waits longer than the limits.
@@ -116,7 +140,7 @@ def run_once(nb, cwd: Path, cell_timeout: float, total_timeout: float | None = N
                 limit = max(cell_timeout, 120) if index < offset else cell_timeout
                 client.timeout = max(1, int(min(limit, left)))
                 began = time.monotonic()
-                client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+                _execute_cell_bounded(client, cell, index, client.timeout + WATCHDOG_GRACE)
                 run.cell_seconds.append(round(time.monotonic() - began, 2))
                 error = cell_error(index - offset, cell)
                 if error:

@@ -1,6 +1,7 @@
 """Headless execution: a per-cell limit that names the cell, one retry, and the explorer notebook of hangcheck."""
 
 import nbformat
+import pytest
 
 from course_tools import execute, hangcheck
 
@@ -34,3 +35,25 @@ def test_explorer_notebook_calls_each_explorer_repeat_times():
     assert len(nb.cells) == 1 + 9 and "cu.load_data()" in nb.cells[0].source
     for name in ("trigger_explorer", "blend_explorer", "strip_explorer"):
         assert sum(name in s for s in sources) == 3
+
+
+def test_watchdog_bounds_a_cell_that_never_returns():
+    """nbclient#312: with live widgets a cell can block after nbclient's own timeout stopped counting.
+    The watchdog turns any wait past the limit into a CellTimeoutError."""
+    import asyncio
+    import time
+
+    from nbclient.exceptions import CellTimeoutError
+
+    from course_tools.execute import _execute_cell_bounded
+
+    class StuckClient:
+        code_cells_executed = 0
+
+        async def async_execute_cell(self, cell, index, execution_count=None):
+            await asyncio.sleep(3600)
+
+    start = time.monotonic()
+    with pytest.raises(CellTimeoutError, match="watchdog"):
+        _execute_cell_bounded(StuckClient(), None, 3, 0.5)
+    assert time.monotonic() - start < 10
