@@ -42,8 +42,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-import nbformat
-
 from .bench_report import RESULTS, keep_earlier, to_markdown, write_report
 from .bench_targets import targets
 from .execute import environment, execute_notebook
@@ -121,8 +119,7 @@ def run_notebook(path: Path, timeout: float = NOTEBOOK_TIMEOUT) -> tuple[float |
     """
     run = execute_notebook(path, path.parent.resolve(), cell_timeout=timeout, total_timeout=timeout, retries=0,
                            keep_outputs=False)
-    nb = nbformat.read(path, as_version=4)
-    cells = sorted(({"cell": _cell_label(nb, i), "seconds": s} for i, s in enumerate(run.cell_seconds)),
+    cells = sorted(({"cell": _cell_label(run.notebook, i), "seconds": s} for i, s in enumerate(run.cell_seconds)),
                    key=lambda c: -c["seconds"])
     if run.status != "ok":
         return None, [f"{run.status}: {run.message}", *run.cell_errors], cells
@@ -234,7 +231,7 @@ def time_make_test_fresh_clone(base: Path | None = None) -> dict:
         run = subprocess.run(["make", "test"], cwd=clone, capture_output=True, text=True) \
             if install.returncode == 0 else install
         seconds = time.perf_counter() - start
-        tests = slowest_tests(clone / ".cache" / "test" / "junit.xml")
+        tests = slowest_tests(clone / JUNIT.relative_to(ROOT))
         return {"seconds": round(seconds, 1), "install_seconds": round(install_seconds, 1),
                 "returncode": run.returncode, "tail": (run.stdout + run.stderr)[-1500:], "tests": tests}
     finally:

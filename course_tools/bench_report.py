@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from .bench_targets import load_targets
+
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
@@ -56,7 +58,7 @@ def to_markdown(report: dict) -> str:
                   f"matrices: {ref['matmul_seconds']:.2f} s "
                   f"({ref.get('threads', '?')} threads). Times below are also given as multiples of the fit "
                   "(\"x fit\"), so figures from two machines compare as ratios; the targets are judged after "
-                  f"scaling to a machine whose fit takes {report.get('reference_fit_target', 4.9)} s.", ""]
+                  f"scaling to a machine whose fit takes {load_targets()['notebooks']['reference_fit_seconds']:g} s.", ""]
     if report.get("notebook_seconds"):
         order = (report.get("course_in_order") or {}).get("per_notebook", {})
         fit = (ref or {}).get("fit_seconds")

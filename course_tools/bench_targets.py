@@ -38,31 +38,31 @@ def _scaled(report: dict, spec: dict, seconds: float) -> tuple[float, str]:
     return scaled, f"{seconds:.0f} s here, {scaled:.0f} s scaled to a {ref:g} s fit"
 
 
+def _time_target(report: dict, spec: dict, add, what: str, limit: float, seconds: float | None, ok: bool = True) -> None:
+    """One time target: "failed" when the run did not finish (`seconds` None or not `ok`), else judged
+    after scaling to the target machine."""
+    if seconds is None or not ok:
+        add(what, f"<= {limit} s", "failed", False)
+    else:
+        scaled, text = _scaled(report, spec, seconds)
+        add(what, f"<= {limit} s", text, scaled <= limit)
+
+
 def _notebooks(report: dict, spec: dict, add) -> None:
     times = report.get("notebook_seconds", {})
     if times:
         cold = {name: t.get("cold") for name, t in times.items()}
         slowest = max(cold, key=lambda n: cold[n] if cold[n] is not None else math.inf)
-        worst, limit = cold[slowest], spec["max_seconds_cold"]
-        if worst is None:
-            add(f"each notebook alone, cold cache (slowest: {slowest})", f"<= {limit} s", "failed", False)
-        else:
-            scaled, text = _scaled(report, spec, worst)
-            add(f"each notebook alone, cold cache (slowest: {slowest})", f"<= {limit} s", text, scaled <= limit)
+        _time_target(report, spec, add, f"each notebook alone, cold cache (slowest: {slowest})",
+                     spec["max_seconds_cold"], cold[slowest])
     course = report.get("course_in_order")
     if course:
-        limit = spec["course_max_seconds_in_order"]
-        if course.get("total") is None or course.get("errors"):
-            add("the whole course in order, one cache starting empty", f"<= {limit} s", "failed", False)
-        else:
-            scaled, text = _scaled(report, spec, course["total"])
-            add("the whole course in order, one cache starting empty", f"<= {limit} s", text, scaled <= limit)
+        _time_target(report, spec, add, "the whole course in order, one cache starting empty",
+                     spec["course_max_seconds_in_order"], course.get("total"), not course.get("errors"))
     make_test = report.get("make_test")
     if make_test:
-        limit = spec["make_test_max_seconds"]
-        scaled, text = _scaled(report, spec, make_test["seconds"])
-        add("make test from a fresh clone, install included", f"<= {limit} s", text,
-            make_test["returncode"] == 0 and scaled <= limit)
+        _time_target(report, spec, add, "make test from a fresh clone, install included", spec["make_test_max_seconds"],
+                     make_test["seconds"], make_test["returncode"] == 0)
 
 
 def _art(report: dict, spec: dict, add) -> None:
