@@ -33,9 +33,12 @@ test: $(VENV)/installed  ## lint, unit tests, student copies in sync, every note
 	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) BACKDOOR_COURSE_HEADLESS=1 $(PY) -m pytest tests solutions notebooks \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) -q -m "not tools" \
 		--durations=10 --junitxml=$(TEST_CACHE)/junit.xml
+	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) BACKDOOR_COURSE_HEADLESS=1 PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+		$(PY) -m pytest tests/test_grading_tools.py -m tools -q --durations=5 --junitxml=$(TEST_CACHE)/junit-tools.xml
 
-test-tools: $(VENV)/installed  ## the nbgrader, otter-grader and Jupyter Book round trips on lessons 00-01 (minutes)
-	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) BACKDOOR_COURSE_HEADLESS=1 $(PY) -m pytest tests/test_grading_tools.py -m tools -q
+test-tools: $(VENV)/installed  ## the nbgrader, otter-grader and Jupyter Book round trips alone (make test runs them too)
+	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) BACKDOOR_COURSE_HEADLESS=1 PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+		$(PY) -m pytest tests/test_grading_tools.py -m tools -q --durations=5
 
 unit: $(VENV)/installed  ## unit tests only (fast)
 	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) BACKDOOR_COURSE_HEADLESS=1 $(PY) -m pytest tests -q -m "not tools"
@@ -76,10 +79,9 @@ nbgrader: $(VENV)/installed  ## nbgrader course folder from solutions/ -> nbgrad
 otter: $(VENV)/installed  ## otter-grader master notebooks -> otter/lessonNN/ (LESSONS="01")
 	$(PY) -m course_tools.otter --out otter $(if $(LESSONS),--lessons $(LESSONS))
 
+# Headless: the explorers draw their static view, so no cell waits on a widget round trip.
 site: $(VENV)/installed  ## the course website (Jupyter Book, lessons executed here) -> build/site/_build/html
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m course_tools.site --out build/site $(if $(LESSONS),--lessons $(LESSONS))
-
-	$(PY) -m course_tools.grade $(SUBMISSIONS) --timeout $(TIMEOUT) --json $(or $(GRADES),grades.json)
+	BACKDOOR_COURSE_HEADLESS=1 PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m course_tools.site --out build/site $(if $(LESSONS),--lessons $(LESSONS))
 
 SEED ?=
 zoo: $(VENV)/installed  ## train the hidden test zoo of lesson 07 from a secret seed: make zoo SEED=1234 (cached)

@@ -268,9 +268,22 @@ def _memory_limit(megabytes: int):
         if megabytes > 0:
             import psutil
 
+            if not hasattr(psutil, "RLIMIT_DATA"):  # psutil sets limits on Linux and FreeBSD only
+                _warn_once("no memory limit per kernel on this system (psutil cannot set RLIMIT_DATA here); "
+                           "the time limits still apply")
+                return
             size = int(megabytes) * 2**20
             psutil.Process(pid).rlimit(psutil.RLIMIT_DATA, (size, size))
     return limit
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f"grade: {message}", file=sys.stderr)
 
 
 def _submission_sha(path: Path) -> str:

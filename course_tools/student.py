@@ -10,8 +10,9 @@ For every solutions/NN_topic.ipynb it
   3. writes notebooks/NN_topic.ipynb with every ``### BEGIN SOLUTION`` ... ``### END SOLUTION``
      block replaced by a stub (``# YOUR CODE HERE`` + ``raise NotImplementedError()``, same
      indentation) in code cells, or by ``YOUR ANSWER HERE`` in markdown cells (tagged
-     ``written-answer``: graded by hand), and tags the code cells that now raise
-     ``raises-exception`` (nbgrader's convention, and nbval's). A block of plain ``name = value``
+     ``written-answer``: graded by hand), and tags ``raises-exception`` (nbgrader's convention,
+     and nbval's) only the code cells that now raise when run: a stub at the cell's top level, not
+     one inside a function body. A block of plain ``name = value``
      lines (a recap answer) becomes ``name = None  # YOUR ANSWER HERE`` and does not raise.
 It also rewrites the README's badge block and notebook table from the same URL.
 """
@@ -66,7 +67,7 @@ def colab_setup_source(url: str, tag: str) -> str:
         '    # change "cpu" to "gpu" (before the next cell imports the course).\n'
         '    os.environ.setdefault("BACKDOOR_COURSE_PROFILE", "cpu")\n'
         "    # To keep trained models on your Google Drive across Colab sessions, uncomment:\n"
-        "    # import course_utils; course_utils.colab.setup_colab()"
+        "    # import course_utils; course_utils.setup_colab()"
     )
 
 
@@ -143,12 +144,20 @@ def student_copy(nb):
         if BEGIN not in cell.source:
             continue
         cell.source = strip_solutions(cell.source, markdown=cell.cell_type == "markdown")
-        # Only a cell that now raises NotImplementedError is allowed to raise under nbval.
-        if cell.cell_type == "code" and "raise NotImplementedError()" in cell.source:
+        # Only a cell that now raises when run is allowed to raise under nbval: a stub at the cell's
+        # top level. A stub inside a function body raises only when the function is called, and the
+        # course calls learners' functions through the checks and `learner_or_reference`, which
+        # catch it; tagging those cells would hide a real error in them.
+        if cell.cell_type == "code" and cell_raises(cell.source):
             tags = cell.metadata.setdefault("tags", [])
             if "raises-exception" not in tags:
                 tags.append("raises-exception")
     return nb
+
+
+def cell_raises(source: str) -> bool:
+    """Whether a stubbed code cell raises NotImplementedError when it is run (a top-level stub)."""
+    return any(line.rstrip() == "raise NotImplementedError()" for line in source.splitlines())
 
 
 def readme_blocks(url: str, names: list[str]) -> dict[str, str]:

@@ -9,6 +9,7 @@ so importing the package has no side effects and stays fast.
 import importlib
 
 from .cache import cache_dir, clear_cache, load_or_train
+from .colab import setup_colab
 from .data import DataUnavailableError, ImageData, as_float, load_data
 from .metrics import attack_success_rate, clean_accuracy, evaluate, format_mean_std, mean_ci, mean_std
 from .models import CourseModel, make_model
@@ -22,7 +23,7 @@ __all__ = [
     "attack_success_rate", "clean_accuracy", "evaluate", "format_mean_std", "mean_ci", "mean_std", "CourseModel", "make_model",
     "BackdoorAttack", "PoisonedData", "make_attack", "poison_dataset", "target_labels", "environment_report",
     "get_profile", "seed_everything", "try_device", "accuracy", "embeddings", "fit", "predict", "predict_logits", "train_model",
-    "patch_trigger",
+    "patch_trigger", "setup_colab",
 ]
 
 

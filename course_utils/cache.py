@@ -57,22 +57,30 @@ def config_key(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def training_config(data, *, model: str, seed: int, epochs: int, version: int, attack=None,
-                    poison_rate: float = 0.0, **extra) -> dict:
+def training_config(data, *, model: str, seed: int, epochs: int, version: int | None = None, attack=None,
+                    poison_rate: float = 0.0, batch_size: int | None = None, lr: float | None = None,
+                    **extra) -> dict:
     """The one cache config of a trained model: everything that changes its weights.
 
-    data: an ImageData (its name and training-set size); model: the architecture's name;
-    attack: a BackdoorAttack or None (clean); version: the trainer's CACHE_VERSION; the
-    profile's batch size and learning rate are added. extra: what a defense adds (its name,
-    hyperparameters, ...). Pass the result to `load_or_train`.
+    Every model the course caches gets its key from here (the lessons' models, the defenses'
+    retrained models, the test zoo, the sign and diagnosis models), so a change to training
+    (the trainer's CACHE_VERSION) retires all of them at once.
+    data: an ImageData or TabularData (its name and training-set size); model: the architecture's
+    name; attack: a BackdoorAttack or None (clean); version: the trainer's CACHE_VERSION (the
+    default); batch_size, lr: the profile's unless the caller trains with its own.
+    extra: what else changes the weights (a defense's name and hyperparameters, a zoo model's
+    spec, a hash of the training set, ...). Pass the result to `load_or_train`.
     """
     from .runtime import get_profile
+    from .train import CACHE_VERSION
 
     profile = get_profile()
-    return {"version": version, "data": data.name, "n_train": len(data.x_train), "model": model,
+    return {"version": CACHE_VERSION if version is None else version, "data": data.name,
+            "n_train": len(data.x_train), "model": model,
             "attack": attack.config() if attack is not None else None,
             "poison_rate": poison_rate if attack is not None else 0.0, "seed": seed, "epochs": epochs,
-            "batch_size": profile.batch_size, "lr": profile.lr, **extra}
+            "batch_size": profile.batch_size if batch_size is None else batch_size,
+            "lr": profile.lr if lr is None else lr, **extra}
 
 
 def _say(sentence: str) -> None:

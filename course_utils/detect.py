@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cache import load_or_train
+from .cache import load_or_train, training_config
 from .data import ImageData, as_float
 from .poison import PoisonedData
 from .train import embeddings, predict_logits
@@ -550,7 +550,7 @@ def retrain_without(data: ImageData, poisoned: PoisonedData, removed: torch.Tens
     """A fresh model trained on the poisoned training set minus `removed` (cached by content)."""
     from .models import make_model
     from .runtime import get_profile
-    from .train import CACHE_VERSION, fit
+    from .train import fit
 
     if removed.shape != poisoned.poisoned.shape or removed.dtype != torch.bool:
         raise ValueError(f"removed must be a bool tensor of shape {tuple(poisoned.poisoned.shape)}")
@@ -558,9 +558,8 @@ def retrain_without(data: ImageData, poisoned: PoisonedData, removed: torch.Tens
     for t in (poisoned.x, poisoned.y, removed):
         digest.update(t.contiguous().numpy().tobytes())
     profile = get_profile()
-    config = {"version": CACHE_VERSION, "what": "retrained without removed samples", "data": data.name,
-              "content": digest.hexdigest(), "seed": seed, "model": profile.model, "epochs": profile.epochs,
-              "batch_size": profile.batch_size, "lr": profile.lr}
+    config = training_config(data, model=profile.model, seed=seed, epochs=profile.epochs,
+                             what="retrained without removed samples", content=digest.hexdigest())
     keep = ~removed
 
     def build():

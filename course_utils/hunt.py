@@ -33,7 +33,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from tqdm.auto import tqdm
 
-from .cache import load_or_train
+from .cache import load_or_train, training_config
 from .data import ImageData, as_float
 from .models import small_cnn
 from .poison import make_attack, poison_dataset
@@ -184,8 +184,8 @@ def load_spec_model(data: ImageData, spec: ModelSpec) -> nn.Module:
     profile = get_profile()
     if profile.model != "small-cnn":
         raise ValueError(f"the test zoo is built for the cpu profile's small CNN, not {profile.model!r}")
-    config = {"zoo": "test-v1", "data": data.name, "n_train": len(data.x_train), "spec": asdict(spec),
-              "batch_size": profile.batch_size, "lr": profile.lr}
+    config = training_config(data, model=f"small-cnn-w{spec.width}", seed=spec.seed, epochs=spec.epochs,
+                             zoo="test-v1", spec=asdict(spec))
 
     def build():
         torch.manual_seed(spec.seed)
@@ -241,7 +241,7 @@ def build_test_zoo(data: ImageData, seed: int, n: int = TEST_ZOO_SIZE, progress:
 
 
 # ---------------------------------------------------------------- TrojAI-style scoring
-def cross_entropy(labels, probs, eps: float = 1e-12) -> float:
+def binary_cross_entropy(labels, probs, eps: float = 1e-12) -> float:
     """Mean binary cross-entropy (nats) of probabilities `probs` against 0/1 `labels`, as TrojAI scores a
     detector; probabilities are clipped to [eps, 1 - eps] so one overconfident miss costs about 27 nats,
     not infinity. A constant 0.5 scores ln 2 = 0.693."""
@@ -285,5 +285,5 @@ def score_probabilities(labels, probs, n_boot: int = 1000) -> dict:
     flagged = p >= threshold
     return {"n_models": len(y), "n_trojaned": int(y.sum()),
             "auroc": float(roc_auc_score(y, p)), "auroc_ci": bootstrap_interval(y, p, roc_auc_score, n_boot),
-            "cross_entropy": cross_entropy(y, p), "cross_entropy_ci": bootstrap_interval(y, p, cross_entropy, n_boot),
+            "cross_entropy": binary_cross_entropy(y, p), "cross_entropy_ci": bootstrap_interval(y, p, binary_cross_entropy, n_boot),
             "clean_flagged_at_90pct": int((flagged & (y == 0)).sum()), "flagged_at_90pct": int(flagged.sum())}

@@ -40,6 +40,9 @@ class Profile:
     # on a small clean set, where Adam with a cosine decay is stable without tuning.
     repair_optimizer: str = "adam"
     repair_schedule: str = "cosine"
+    # Epochs of every model of lesson 07's practice zoo, trojaned or not: cheap, and the same for all
+    # so that training length gives nothing away.
+    zoo_epochs: int = 4
 
 
 PROFILES = {

@@ -159,13 +159,13 @@ def poison_stop_signs(data: ImageData, rate: float = 0.05, seed: int = 0, **stic
 
 def train_sign_model(data: ImageData, rate: float = 0.05, seed: int = 0, epochs: int = 4, **sticker):
     """The course's small CNN trained on `data` with `rate` of it poisoned (0: clean), from the cache."""
-    from .cache import load_or_train
+    from .cache import load_or_train, training_config
     from .models import make_model
     from .train import fit
 
-    config = {"version": 1, "data": data.name, "model": "small-cnn", "rate": rate, "seed": seed, "epochs": epochs,
-              "sticker": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(sticker.items())},
-              "batch_size": 64, "lr": 3e-3}
+    config = training_config(data, model="small-cnn", seed=seed, epochs=epochs, batch_size=64, lr=3e-3,
+                             stop_sign_rate=rate,
+                             sticker={k: list(v) if isinstance(v, tuple) else v for k, v in sorted(sticker.items())})
 
     def train(model):
         x, y = (data.x_train, data.y_train) if rate == 0 else poison_stop_signs(data, rate, seed, **sticker)[:2]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .cache import load_or_train
+from .cache import load_or_train, training_config
 from .models import CourseModel
 from .train import fit, predict
 
@@ -150,8 +150,8 @@ def train_diagnosis(data: TabularData, x: torch.Tensor, y: torch.Tensor, *, seed
     """
     from .integrity import sha256_tensor
 
-    config = {"version": 1, "data": data.name, "model": "mlp-64-32", "tag": tag, "seed": seed, "epochs": epochs,
-              "x": sha256_tensor(x)[:16], "y": sha256_tensor(y)[:16], "batch_size": 32, "lr": 3e-3}
+    config = training_config(data, model="mlp-64-32", seed=seed, epochs=epochs, batch_size=32, lr=3e-3,
+                             tag=tag, x=sha256_tensor(x)[:16], y=sha256_tensor(y)[:16])
 
     def train(model):
         fit(model, as_input(x), y, epochs=epochs, batch_size=32, lr=3e-3, seed=seed, augment="none", progress=False)

@@ -29,9 +29,9 @@ from tqdm.auto import tqdm
 
 from .data import ImageData, as_float
 from .poison import make_attack
+from .runtime import get_profile
 from .train import predict, train_model
 
-ZOO_EPOCHS = 4  # every zoo model, trojaned or not: cheap, and epochs give nothing away
 # (slope, intercept) of the reference score's logistic, fitted on the practice zoo only (`fit_calibration`:
 # Platt scaling with smoothed targets, run by `python -m course_tools.hunt`, 2026-12-06): p = 0.5 where the best
 # trigger moves 55 % of the clean images. It replaced an a-priori (20, -10), which was overconfident on the
@@ -77,7 +77,7 @@ def load_model(data: ImageData, model_id: str, progress: bool = False) -> nn.Mod
     """One zoo model (trained now, or loaded from the model cache), in eval mode on the CPU."""
     spec = _spec(model_id)
     attack = make_attack(spec.attack, target=spec.target, **spec.params) if spec.attack else None
-    return train_model(data, attack, spec.rate, seed=spec.seed, epochs=ZOO_EPOCHS, progress=progress)
+    return train_model(data, attack, spec.rate, seed=spec.seed, epochs=get_profile().zoo_epochs, progress=progress)
 
 
 def load_zoo(data: ImageData, progress: bool = True) -> dict[str, nn.Module]:

@@ -214,3 +214,20 @@ def test_lock_held_too_long_trains_here_too(monkeypatch, capsys):
     said = capsys.readouterr().out
     assert calls == [1] and (model.weight == 3.0).all()
     assert "waiting for it" in said and "training it here too" in said and pt.exists()
+
+
+def test_every_cached_model_keys_through_training_config():
+    """One cache-key builder: no module writes its own config dict with the training settings."""
+    from pathlib import Path
+
+    import course_utils
+    from course_utils import cache, train
+    from course_utils.data import load_mnist_sample
+
+    package = Path(course_utils.__file__).parent
+    ad_hoc = [p.name for p in package.rglob("*.py") if p.name != "cache.py" and '"batch_size":' in p.read_text()]
+    assert ad_hoc == [], f"these modules build a cache key by hand: {ad_hoc}"
+    data = load_mnist_sample()
+    config = cache.training_config(data, model="small-cnn", seed=0, epochs=2, batch_size=64, lr=0.1, tag="x")
+    assert config["version"] == train.CACHE_VERSION and config["batch_size"] == 64 and config["lr"] == 0.1
+    assert config["tag"] == "x" and config["n_train"] == len(data.x_train)

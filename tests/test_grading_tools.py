@@ -2,9 +2,9 @@
 
 The round trips run the real tools on lesson 01 (nbgrader, otter) and lesson 00 (the site): the
 solutions notebook must score full marks and the student copy zero on the autograded parts.
-They execute notebooks, so they take minutes, and they are marked `tools`: `make test-tools` runs them.
-They are not yet part of `make test`: on the loaded machine of the session that wrote them they did not
-finish, so they have never passed; they join `make test` once a run on an idle machine has shown them green.
+They execute notebooks, so they are marked `tools` and `make test` runs them in a second pytest pass,
+after the notebooks have filled the model cache: they use that cache (the user's, not conftest's
+private empty one), so lesson 01's models are loaded, not trained again. `make test-tools` runs them alone.
 """
 
 import json
@@ -23,6 +23,16 @@ from course_tools import otter, site
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 LESSON = ROOT / "solutions" / "01_badnets_poisoning.ipynb"
+USER_CACHE = os.environ.get("BACKDOOR_COURSE_CACHE")  # read at import, before conftest's private cache
+
+
+@pytest.fixture(autouse=True)
+def _shared_model_cache(_private_cache, monkeypatch):
+    """The tools execute whole lessons: give them the run's model cache, not an empty private one."""
+    if USER_CACHE:
+        monkeypatch.setenv("BACKDOOR_COURSE_CACHE", USER_CACHE)
+    else:
+        monkeypatch.delenv("BACKDOOR_COURSE_CACHE", raising=False)  # the course's default cache folder
 
 
 def _env():

@@ -54,9 +54,9 @@ def test_trigger_families_return_new_images_in_range():
 
 def test_cross_entropy_and_scores():
     y = np.array([1, 1, 0, 0])
-    assert hunt.cross_entropy(y, [0.5] * 4) == pytest.approx(math.log(2))
-    assert hunt.cross_entropy(y, [1, 1, 0, 0]) < 1e-9
-    assert hunt.cross_entropy(y, [0, 0, 1, 1]) == pytest.approx(-math.log(1e-12))  # clipped, finite
+    assert hunt.binary_cross_entropy(y, [0.5] * 4) == pytest.approx(math.log(2))
+    assert hunt.binary_cross_entropy(y, [1, 1, 0, 0]) < 1e-9
+    assert hunt.binary_cross_entropy(y, [0, 0, 1, 1]) == pytest.approx(-math.log(1e-12))  # clipped, finite
     s = hunt.score_probabilities(y, [0.9, 0.6, 0.4, 0.1], n_boot=200)
     assert s["auroc"] == 1.0 and s["auroc_ci"][1] == 1.0
     assert s["cross_entropy_ci"][0] <= s["cross_entropy"] <= s["cross_entropy_ci"][1]

@@ -25,6 +25,19 @@ def test_student_copy_tags_exercise_cells():
     copy = student.student_copy(nb)
     assert "raises-exception" in copy.cells[0].metadata["tags"]
     assert "print(1)" in nb.cells[0].source  # the original is untouched
+    # a stub inside a function body does not raise when the cell runs: no tag
+    body = "def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n"
+    defined = student.student_copy(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(body)]))
+    assert "raise NotImplementedError()" in defined.cells[0].source
+    assert "raises-exception" not in defined.cells[0].metadata.get("tags", [])
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_raises_exception_tags_only_cells_that_raise(path):
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code":
+            tagged = "raises-exception" in cell.metadata.get("tags", [])
+            assert tagged == student.cell_raises(cell.source), f"{path.name} cell {cell.get('id')}"
 
 
 def test_there_are_lessons():

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -66,7 +68,9 @@ def test_patch_scan_finds_the_toy_trojan():
 
 
 def test_load_model_and_score_all(digits, monkeypatch):
-    monkeypatch.setattr(zoo, "ZOO_EPOCHS", 1)
+    from course_utils import runtime
+
+    monkeypatch.setitem(runtime.PROFILES, "cpu", dataclasses.replace(runtime.PROFILES["cpu"], zoo_epochs=1))
     mid = zoo.model_ids()[0]
     model = zoo.load_model(digits, mid)
     assert not model.training
