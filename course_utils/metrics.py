@@ -38,6 +38,8 @@ def _triggered(data: ImageData, attack: BackdoorAttack, n_test: int | None = Non
     differs from the attacker's label count, since a "7" classified as 7 with the trigger on says
     nothing about the backdoor."""
     _check_attack(attack)
+    if not (hasattr(data, "x_test") and hasattr(data, "y_test")):
+        raise TypeError(f"data must be an ImageData (from cu.load_data) with a test set, got {type(data).__name__}")
     y = data.y_test[:n_test]
     wanted = attack.target_labels(y, data.num_classes)
     keep = wanted != y

@@ -24,6 +24,8 @@ NAN = float("nan")
 MODEL = cu.make_model("small-cnn", seed=0).eval()
 IMAGES = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 LABELS = torch.tensor([0, 1, 2, 3, 4, 5])
+DATA = data.ImageData((IMAGES * 255).to(torch.uint8), LABELS, (IMAGES * 255).to(torch.uint8), LABELS, name="six random images",
+                      source="random pixels, for bad-input tests", classes=tuple(str(k) for k in range(10)))
 
 # Values that are wrong for any argument that wants a tensor, a number, a sequence or a name.
 not_a_tensor = st.one_of(st.none(), st.text(max_size=4), st.lists(st.floats(allow_nan=False), max_size=3),
@@ -59,19 +61,21 @@ CASES = {
     "make_attack name": (lambda v: cu.make_attack(v), ("attack", "name"), bad_name),
     "make_model name": (lambda v: cu.make_model(v), ("model", "name"), bad_name),
     "as_float images": (lambda v: cu.as_float(v), ("images",), st.one_of(not_a_tensor, int_images)),
-    "predict x": (lambda v: cu.predict(MODEL, v), ("x", "images", "input"), st.one_of(not_a_tensor, wrong_ndim_images)),
+    "predict x": (lambda v: cu.predict(MODEL, v), ("x must", "images of shape"), st.one_of(not_a_tensor, wrong_ndim_images)),
     "predict x NaN": (lambda v: cu.predict(MODEL, v), ("NaN", "nan", "finite"), nan_images),
-    "accuracy y length": (lambda v: cu.accuracy(MODEL, IMAGES, v), ("y", "labels"),
+    "accuracy y length": (lambda v: cu.accuracy(MODEL, IMAGES, v), ("y of shape",),
                           st.integers(0, 12).filter(lambda n: n != 6).map(lambda n: torch.zeros(n, dtype=torch.long))),
-    "accuracy empty batch": (lambda v: cu.accuracy(MODEL, IMAGES[:0], LABELS[:0]), ("empty", "no images", "x"),
+    "accuracy empty batch": (lambda v: cu.accuracy(MODEL, IMAGES[:0], LABELS[:0]), ("empty batch",),
                              st.just(None)),
     "fit float labels": (lambda v: cu.fit(cu.make_model("small-cnn", seed=0), IMAGES, v, epochs=1, progress=False),
-                         ("y", "labels"), st.integers(1, 3).map(lambda k: LABELS.float() / k)),
+                         ("y must be int64",), st.integers(1, 3).map(lambda k: LABELS.float() / k)),
     "mean_std values": (lambda v: cu.mean_std(v), ("values",), bad_values_list),
-    "mean_ci one value": (lambda v: cu.mean_ci([v]), ("values", "two", "2"), st.floats(-1e3, 1e3)),
+    "mean_ci one value": (lambda v: cu.mean_ci([v]), ("at least two",), st.floats(-1e3, 1e3)),
     "mean_ci confidence": (lambda v: cu.mean_ci([0.5, 0.7, 0.6], confidence=v), ("confidence",), bad_fraction),
-    "attack_success_rate attack": (lambda v: cu.attack_success_rate(MODEL, None, v), ("attack", "data"),
+    "attack_success_rate attack": (lambda v: cu.attack_success_rate(MODEL, DATA, v), ("attack must",),
                                    st.one_of(st.none(), st.text(max_size=3))),
+    "attack_success_rate data": (lambda v: cu.attack_success_rate(MODEL, v, cu.make_attack("badnets")), ("data must",),
+                                 st.one_of(st.none(), st.just(IMAGES), st.text(max_size=3))),
     "der rates": (lambda v: metrics.der(0.9, 0.9, v, 0.1), ("ca_after", "[0, 1]", "rate"), bad_fraction),
     "show_images images": (lambda v: viz.show_images(v), ("images",), bad_images),
     "show_images titles": (lambda v: viz.show_images(IMAGES[:3], titles=v), ("titles",),
