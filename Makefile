@@ -64,10 +64,11 @@ SUBMISSIONS ?=
 TIMEOUT ?= 900
 MEMORY_MB ?= 4096
 JOBS ?= 0
-grade: $(VENV)/installed  ## score a notebook or a folder: make grade SUBMISSIONS=path [TIMEOUT=900 CELL_TIMEOUT=300 MEMORY_MB=4096 JOBS=0 RESUME=1]
+grade: $(VENV)/installed  ## score a notebook or a folder: make grade SUBMISSIONS=path [TIMEOUT=900 CELL_TIMEOUT=300 MEMORY_MB=4096 JOBS=0 RESUME=1 ZOO_SEED=secret]
 	$(if $(SUBMISSIONS),,$(error give the notebook or folder to grade: make grade SUBMISSIONS=path/to/submissions))
 	$(PY) -m course_tools.grade $(SUBMISSIONS) --timeout $(TIMEOUT) --cell-timeout $(CELL_TIMEOUT) \
-		--memory-mb $(MEMORY_MB) --jobs $(JOBS) --json $(or $(GRADES),grades.json) $(if $(RESUME),--resume)
+		--memory-mb $(MEMORY_MB) --jobs $(JOBS) --json $(or $(GRADES),grades.json) $(if $(RESUME),--resume) \
+		$(if $(ZOO_SEED),--zoo-seed $(ZOO_SEED))
 
 # The field's grading and publishing tools (see INSTRUCTORS.md). The venv's bin goes on PATH because
 # nbgrader calls `alembic` by name when it creates its gradebook.

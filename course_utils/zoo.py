@@ -330,7 +330,7 @@ def reference_score(components: dict[str, float]) -> float:
 
 def to_probability(score: float, calibration: tuple[float, float] | None = None) -> float:
     """Platt scaling: ``1 / (1 + exp(-(slope * score + intercept)))`` with `calibration` = (slope,
-    intercept), by default REFERENCE_CALIBRATION (set a priori; `fit_calibration` refits it on a zoo)."""
+    intercept), by default REFERENCE_CALIBRATION (Platt-fitted on the practice zoo only by `fit_calibration`; never on a test zoo)."""
     slope, intercept = calibration or REFERENCE_CALIBRATION
     return float(1.0 / (1.0 + np.exp(-(slope * score + intercept))))
 
@@ -362,7 +362,7 @@ def reference_detector(model: nn.Module, x_clean: torch.Tensor) -> float:
     """The course's reference trojan detector: the probability that `model` is trojaned, from how much of
     the clean set the best small trigger of any searched family moves (`reference_components`):
     patches by brute force (one target, or any label map), additive patterns by optimisation,
-    mapped to a probability by `to_probability` (its constants set a priori, never fitted on a test zoo)."""
+    mapped to a probability by `to_probability` (its constants fitted on the practice zoo only, never on a test zoo)."""
     return to_probability(reference_score(reference_components(model, x_clean)))
 
 
