@@ -45,15 +45,19 @@ def explorer_notebook(repeat: int = 12):
 
 
 def hangcheck(notebooks: dict, runs: int, cell_timeout: float, live_widgets: bool, log=sys.stderr) -> dict:
-    """Run each {name: notebook} `runs` times; returns {name: {"runs", "hangs", "other", "where", "seconds"}}."""
+    """Run each {name: notebook} `runs` times; returns {name: {"runs", "hangs", "other", "where", "seconds",
+    "slowest_cell"}} (per run: the index and seconds of its slowest cell)."""
     report = {}
     with environment(**{HEADLESS_ENV: "0" if live_widgets else "1"}):
         for name, nb in notebooks.items():
-            row = {"runs": 0, "hangs": 0, "other": 0, "where": Counter(), "seconds": []}
+            row = {"runs": 0, "hangs": 0, "other": 0, "where": Counter(), "seconds": [], "slowest_cell": []}
             for i in range(runs):
                 run = run_once(nbformat.from_dict(nb), Path.cwd(), cell_timeout, keep_outputs=False)
                 row["runs"] += 1
                 row["seconds"].append(run.seconds)
+                if run.cell_seconds:  # [cell index, seconds] of the run's slowest cell: explains a slow run
+                    slowest = max(range(len(run.cell_seconds)), key=run.cell_seconds.__getitem__)
+                    row["slowest_cell"].append([slowest, run.cell_seconds[slowest]])
                 if run.status == "timeout":
                     row["hangs"] += 1
                     row["where"][run.message.split(" did not finish")[0]] += 1
