@@ -22,6 +22,9 @@ $(VENV)/installed: requirements.txt requirements-dev.txt pyproject.toml constrai
 
 constraints: $(VENV)/installed  ## re-pin constraints.txt to what .venv has now (after changing requirements)
 	{ echo "# The versions CI tested: make test and Binder install with -c constraints.txt. Regenerate: make constraints"; \
+	  echo "# torch and torchvision: the version is pinned; the build is the one this machine installed (CI: the default"; \
+	  echo "# build with its nvidia-* libraries, pinned below). Binder installs the same versions' +cpu build, the same"; \
+	  echo "# code without the CUDA kernels; the nvidia-* pins then constrain nothing."; \
 	  $(PY) -m pip freeze --exclude-editable | grep -v '^-e '; } > constraints.txt
 
 lab: $(VENV)/installed  ## open the course in JupyterLab
