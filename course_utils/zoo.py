@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -372,3 +374,41 @@ def neural_cleanse_score(model: nn.Module, x_clean: torch.Tensor, steps: int = 1
     from .detect import neural_cleanse
 
     return neural_cleanse(model, x_clean, steps=steps, seed=seed).score
+
+
+# ---------------------------------------------------------------- the held-out figures
+HELD_OUT_RESULTS = Path(__file__).resolve().parent.parent / "results" / "hunt-heldout-cpu.json"
+
+
+def held_out_report(path: Path | str | None = None) -> list[str]:
+    """Lines that say how the reference detector did on the instructor's held-out test zoos.
+
+    Read from the file `python -m course_tools.hunt --seeds A B` writes (results/hunt-heldout-cpu.json,
+    shipped with the course): per test zoo, AUROC and cross-entropy of all models and of the
+    all-to-one ones, the clean models flagged at the threshold that catches 90 % of the trojans,
+    the AUROC per attack family, and Neural Cleanse's false alarms on clean models by training
+    length. An empty list when the file is not there (the figures are measured, never typed in).
+    """
+    import json
+
+    path = Path(path) if path is not None else HELD_OUT_RESULTS
+    if not path.exists():
+        return []
+    lines = []
+    for row in json.loads(path.read_text()):
+        if row["detector"] != "reference" or "held out" not in row["zoo"]:
+            continue
+        lines.append(f"{row['zoo']}, {row['models']} models ({row['n_models']}, {row['n_trojaned']} trojaned): "
+                     f"AUROC {row['auroc']:.3f}, cross-entropy {row['cross_entropy']:.3f}, clean models among "
+                     f"those flagged at 90 % caught: {row['clean_flagged_at_90pct']} of {row['flagged_at_90pct']}")
+        if row["models"] == "all" and row.get("families"):
+            lines.append("    AUROC per family: " + ", ".join(
+                f"{name} {f['auroc']:.2f} (n={f['n']})" for name, f in sorted(row["families"].items())))
+        nc = row.get("neural_cleanse")
+        if row["models"] == "all" and nc:
+            by_epochs = sorted(nc["by_epochs"].items(), key=lambda item: int(item[0]))
+            lines.append(f"    Neural Cleanse false alarms (clean models with anomaly index > {nc['threshold']:g}) by "
+                         "training epochs: " + ", ".join(
+                             f"{epochs} epochs {sum(a > nc['threshold'] for a in f['clean'])} of {len(f['clean'])}"
+                             for epochs, f in by_epochs))
+    return lines

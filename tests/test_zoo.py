@@ -141,3 +141,20 @@ def test_universal_trigger_success_shapes_and_side_effects():
         zoo.universal_trigger_success(clean, x[:4])
     with pytest.raises(ValueError, match="radius"):
         zoo.universal_trigger_success(clean, x, radius=0)
+
+
+def test_held_out_report_reads_the_measured_file(tmp_path):
+    import json
+
+    assert zoo.held_out_report(tmp_path / "missing.json") == []
+    row = {"zoo": "test seed 1 (held out)", "detector": "reference", "models": "all", "n_models": 4, "n_trojaned": 2,
+           "auroc": 0.75, "cross_entropy": 0.5, "clean_flagged_at_90pct": 1, "flagged_at_90pct": 3,
+           "families": {"patch": {"n": 2, "auroc": 0.75}},
+           "neural_cleanse": {"threshold": 2.0, "by_epochs": {"3": {"clean": [1.0, 2.5], "trojaned": [4.0]}}}}
+    practice = dict(row, zoo="practice (in-sample)")
+    path = tmp_path / "heldout.json"
+    path.write_text(json.dumps([practice, row]))
+    lines = zoo.held_out_report(path)
+    assert len(lines) == 3 and lines[0].startswith("test seed 1 (held out)") and "AUROC 0.750" in lines[0]
+    assert "patch 0.75 (n=2)" in lines[1] and "3 epochs 1 of 2" in lines[2]
+    assert zoo.HELD_OUT_RESULTS.exists(), "the measured held-out file ships with the course"
