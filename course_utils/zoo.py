@@ -19,7 +19,6 @@ Detectors here: `patch_scan_score` (brute-force patch search), `universal_trigge
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 from pathlib import Path
 
 import numpy as np
