@@ -45,6 +45,7 @@ sphinx:
   config:
     html_show_copyright: false
     nb_execution_raise_on_error: true
+    myst_heading_anchors: 2
 """
 
 
@@ -72,8 +73,8 @@ def stage(out: Path, lessons: list[str] | None = None, timeout: int = 900, root:
     for old in (out / "notebooks").glob("*.ipynb"):
         if old.name not in {p.name for p in sources}:
             old.unlink()
-    for path in sources:  # the notebook's own relative links (../GLOSSARY.md) point at the staged page
-        text = path.read_text().replace("../GLOSSARY.md", "../glossary.md")
+    for path in sources:  # the notebook's own relative links (../GLOSSARY.md, ../README.md) point at the staged pages
+        text = path.read_text().replace("../GLOSSARY.md", "../glossary.md").replace("../README.md", "../index.md")
         target = out / "notebooks" / path.name
         if not target.exists() or target.read_text() != text:  # unchanged files keep their cached outputs
             target.write_text(text)

@@ -31,27 +31,91 @@ def test_hash_warm_ups():
         checks.check_verify_manifest(lambda m, f: sorted(n for n, d in m.items() if integrity.sha256_file(f / n) != d))
 
 
+def changed_or_missing(manifest, folder):
+    return [n for n, d in manifest.items() if not (folder / n).is_file() or integrity.sha256_file(folder / n) != d]
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (changed_or_missing, "right names in another order; sort them"),  # the manifest's order, not sorted
+    (lambda m, f: set(changed_or_missing(m, f)), r"got set \(a set has no order\)"),
+    (lambda m, f: sorted(n for n, d in m.items() if (f / n).is_file() and integrity.sha256_file(f / n) == d),
+     "nothing changed: .* files that still match"),
+    (lambda m, f: sorted(f / n for n in changed_or_missing(m, f)), "Path items: return the keys"),
+    (lambda m, f: sorted(str(f / n) for n in changed_or_missing(m, f)), "not the paths of the files"),
+    (lambda m, f: sorted(n for n in m if not (f / n).is_file()), "you missed model.pt, still there but no longer"),
+    (lambda m, f: sorted(n for n, d in m.items() if (f / n).is_file() and integrity.sha256_file(f / n) != d),
+     "you missed train.bin, which was deleted"),
+])
+def test_verify_manifest_slips_are_named(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        checks.check_verify_manifest(wrong)
+
+
 def patch(images, size=3, row=24, col=24, color=1.0):
     return triggers.stamp_patch(images, size, row, col, color)
+
+
+def square(images, size, row, col, value, add=False):
+    """A square by plain slicing, as a learner writes it."""
+    out = images.clone()
+    region = out[:, :, row:row + size, col:col + size]
+    out[:, :, row:row + size, col:col + size] = region + value if add else value
+    return out
 
 
 def test_patch_trigger_warm_up():
     assert checks.check_patch_trigger(patch) is True
     assert checks.check_patch_trigger(not_done) is False
 
-    def one_short(images, size=3, row=24, col=24, color=1.0):  # row:row + size - 1
-        return triggers.stamp_patch(images, size - 1, row, col, color) if size > 1 else images.clone()
 
-    def in_place(images, size=3, row=24, col=24, color=1.0):
-        images[:, :, row:row + size, col:col + size] = color
-        return images
+def one_short(images, size=3, row=24, col=24, color=1.0):  # row:row + size - 1
+    return square(images, size - 1, row, col, color)
 
-    def swapped(images, size=3, row=24, col=24, color=1.0):
-        return triggers.stamp_patch(images, size, col, row, color)
 
-    for wrong, message in [(one_short, "values differ"), (in_place, "changed in place"), (swapped, "values differ")]:
-        with pytest.raises(AssertionError, match=message):
-            checks.check_patch_trigger(wrong)
+def one_too_many(images, size=3, row=24, col=24, color=1.0):  # row:row + size + 1
+    return square(images, size + 1, row, col, color)
+
+
+def one_based(images, size=3, row=24, col=24, color=1.0):
+    return square(images, size, row + 1, col + 1, color)
+
+
+def in_place(images, size=3, row=24, col=24, color=1.0):
+    images[:, :, row:row + size, col:col + size] = color
+    return images
+
+
+def swapped(images, size=3, row=24, col=24, color=1.0):
+    return triggers.stamp_patch(images, size, col, row, color)
+
+
+def white_always(images, size=3, row=24, col=24, color=1.0):
+    return square(images, size, row, col, 1.0)
+
+
+def added(images, size=3, row=24, col=24, color=1.0):
+    return square(images, size, row, col, color, add=True).clamp(0, 1)
+
+
+def no_square(images, size=3, row=24, col=24, color=1.0):
+    out = images.clone()
+    out[:, :, torch.arange(row, row + size)][..., col:col + size] = color  # indexing with a tensor makes a copy
+    return out
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (one_short, "size=3, .* your square is 2x2 pixels, one too small"),
+    (one_too_many, "size=2, .* your square is 3x3 pixels, one too big"),
+    (one_based, r"starts at \(6, 6\), one pixel too far down and right"),
+    (in_place, "`images` was changed in place"),
+    (swapped, "row 7, column 0: row and column are swapped"),
+    (white_always, "value 1.0, expected color=0.5"),
+    (added, "you added `color` to the pixels"),
+    (no_square, "without any square.*values differ"),
+])
+def test_patch_trigger_slips_are_named(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        checks.check_patch_trigger(wrong)
 
 
 def chosen(y, rate, target, mode, seed):

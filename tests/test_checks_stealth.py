@@ -16,18 +16,30 @@ def test_blend_warm_up(capsys):
     assert checks.check_blend(not_done) is False
     assert "not implemented yet" in capsys.readouterr().out
 
-    def swapped(images, pattern, alpha):
-        return alpha * images + (1 - alpha) * pattern
 
-    def in_place(images, pattern, alpha):
-        return images.mul_(1 - alpha).add_(alpha * pattern)
+def in_place(images, pattern, alpha):
+    return images.mul_(1 - alpha).add_(alpha * pattern)
 
-    def added(images, pattern, alpha):  # adds the pattern without taking anything away
-        return (images + alpha * pattern).clamp(0, 1)
 
-    for wrong, message in [(swapped, "values differ"), (in_place, "changed in place"), (added, "alpha=0.2:")]:
-        with pytest.raises(AssertionError, match=message):
-            checks.check_blend(wrong)
+def pattern_in_place(images, pattern, alpha):
+    return (1 - alpha) * images + pattern.mul_(alpha)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda images, pattern, alpha: alpha * images + (1 - alpha) * pattern, "alpha=0.25: alpha and 1 - alpha are swapped"),
+    (lambda images, pattern, alpha: images + alpha * pattern, r"alpha=0.2: you added alpha \* pattern .* above 1"),
+    (lambda images, pattern, alpha: (images + alpha * pattern).clamp(0, 1), "alpha=0.2: .* and clipped the result"),
+    (lambda images, pattern, alpha: (1 - alpha) * images + pattern, "the pattern must be weighted by alpha"),
+    (lambda images, pattern, alpha: (images + pattern) / 2, "alpha is ignored"),
+    (in_place, "`images` was changed in place"),
+    (pattern_in_place, "`pattern` was changed in place"),
+    (lambda images, pattern, alpha: triggers.blend(images, pattern, alpha).double(), "float64, the images are"),
+    (lambda images, pattern, alpha: (triggers.blend(images, pattern, alpha) * 255).round().to(torch.uint8),
+     "do not round it or convert it to 0..255"),
+])
+def test_blend_slips_are_named(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        checks.check_blend(wrong)
 
 
 def make_warp(signed=True, normalise=True, mode="bicubic", scale=True, xy=True, seeded=True, align=True):

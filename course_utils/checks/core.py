@@ -66,6 +66,13 @@ def expect_tensor(got, want: torch.Tensor, what: str, atol: float = 1e-5) -> Non
         )
 
 
+def differences(got: torch.Tensor, want: torch.Tensor, atol: float = 1e-5) -> str:
+    """How far a float tensor is from the expected one of the same shape, in words (for slip messages)."""
+    wrong = ~torch.isclose(got, want, atol=atol, rtol=0)
+    far = (got.double() - want.double()).abs().max().item()
+    return f"{int(wrong.sum())} of {want.numel()} values differ, largest difference {far:.4g}"
+
+
 def expect_unchanged(before: torch.Tensor, after: torch.Tensor, what: str) -> None:
     """Assert an input was not modified in place."""
     if not torch.equal(before, after):

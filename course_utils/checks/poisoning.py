@@ -11,7 +11,7 @@ import torch
 from ..integrity import make_manifest, sha256_file, verify_manifest
 from ..poison import PoisonedData, poison_dataset
 from ..triggers import stamp_patch
-from .core import call_learner, expect_tensor, expect_unchanged, run_check
+from .core import call_learner, differences, expect_tensor, expect_unchanged, run_check
 
 
 def check_sha256_file(fn) -> bool:
@@ -34,6 +34,35 @@ def check_sha256_file(fn) -> bool:
     return run_check("sha256_file", body)
 
 
+def _manifest_slip(got, want: list[str], manifest: dict[str, str], folder: Path) -> str:
+    """Name what is wrong with a verify_manifest answer that is not `want`."""
+    if not isinstance(got, list):
+        why = " (a set has no order)" if isinstance(got, (set, frozenset)) else ""
+        return f"expected a list of names, got {type(got).__name__}{why}: return the names as a sorted list"
+    if any(not isinstance(name, str) for name in got):
+        kinds = sorted({type(name).__name__ for name in got})
+        return (f"expected the manifest's names as strings (e.g. {next(iter(manifest))!r}), got "
+                f"{', '.join(kinds)} items: return the keys of the manifest, not paths in the folder")
+    if any(name not in manifest for name in got):
+        return (f"expected names as the manifest writes them ({want}), got {got}: "
+                "return the manifest's keys, not the paths of the files in the folder")
+    if sorted(got) == want:
+        return f"expected {want}, got {got}: the right names in another order; sort them"
+    intact = sorted(set(manifest) - set(want))
+    if got and sorted(got) == intact:
+        return (f"expected {want}, got {got}: those are the files that still match; return the ones that "
+                "are missing or have another hash")
+    missing = [name for name in want if not (folder / name).is_file()]
+    changed = [name for name in want if name not in missing]
+    if changed and sorted(got) == missing:
+        return (f"expected {want}, got {got}: you missed {', '.join(changed)}, still there but no longer with the "
+                "recorded hash; compare every file's SHA-256 with the manifest's")
+    if missing and sorted(got) == changed:
+        return (f"expected {want}, got {got}: you missed {', '.join(missing)}, which was deleted; a missing file is "
+                "tampering too: report it instead of skipping it")
+    return f"expected {want}, got {got}"
+
+
 def check_verify_manifest(fn) -> bool:
     """fn(manifest, folder) -> sorted list of names that are missing or changed."""
     def body():
@@ -42,7 +71,8 @@ def check_verify_manifest(fn) -> bool:
             for name, text in {"train.bin": "digits", "model.pt": "weights", "sub/readme.txt": "hi"}.items():
                 (folder / name).parent.mkdir(exist_ok=True)
                 (folder / name).write_text(text)
-            manifest = make_manifest(folder)
+            # in reverse order of the names, so that an answer that forgets to sort shows it
+            manifest = dict(reversed(make_manifest(folder).items()))
             cases = [("nothing changed", lambda: None),
                      ("model.pt rewritten", lambda: (folder / "model.pt").write_text("weightz")),
                      ("train.bin deleted as well", lambda: (folder / "train.bin").unlink())]
@@ -50,12 +80,50 @@ def check_verify_manifest(fn) -> bool:
                 tamper()
                 got = call_learner(fn, dict(manifest), folder)
                 want = verify_manifest(manifest, folder)
-                if not isinstance(got, list):
-                    raise AssertionError(f"{what}: expected a list of names, got {type(got).__name__}")
                 if got != want:
-                    raise AssertionError(f"{what}: expected {want}, got {got}")
+                    raise AssertionError(f"{what}: {_manifest_slip(got, want, manifest, folder)}")
         return "unchanged, rewritten and deleted files"
     return run_check("verify_manifest", body)
+
+
+def _square(images: torch.Tensor, size: int, row: int, col: int, color: float, add: bool = False) -> torch.Tensor:
+    """A square drawn by plain slicing, as a learner would (no checks): the check's catalogue of slips."""
+    out = images.clone()
+    region = out[:, :, row:row + size, col:col + size]
+    out[:, :, row:row + size, col:col + size] = region + color if add else color
+    return out
+
+
+def _name_patch_slip(got, images: torch.Tensor, size: int, row: int, col: int, color: float, want) -> str:
+    """Which common slip reproduces the learner's output, or "" if none does."""
+    if not (isinstance(got, torch.Tensor) and got.shape == want.shape and got.dtype == want.dtype):
+        return ""  # expect_tensor names the type, shape or dtype
+    if torch.allclose(got, want, atol=1e-5, rtol=0):
+        return ""
+    slips = [
+        ("your images come back without any square: write `color` into the square of a copy and return that copy",
+         images),
+        (f"your square is {size + 1}x{size + 1} pixels, one too big: a slice's end is already excluded, "
+         "do not add 1 to it", _square(images, size + 1, row, col, color)),
+        (f"your square starts at ({row + 1}, {col + 1}), one pixel too far down and right: (row, col) is the "
+         "square's own top-left pixel, and indices count from 0", _square(images, size, row + 1, col + 1, color)),
+        (f"your square is at row {col}, column {row}: row and column are swapped (rows are dimension 2, H; "
+         "columns dimension 3, W)", _square(images, size, col, row, color)),
+        (f"your square has the value 1.0, expected color={color}: use the `color` argument",
+         _square(images, size, row, col, 1.0)),
+        ("you added `color` to the pixels of the square; set them to `color` instead",
+         _square(images, size, row, col, color, add=True)),
+        ("you added `color` to the pixels of the square and clipped; set them to `color` instead",
+         _square(images, size, row, col, color, add=True).clamp(0, 1)),
+    ]
+    if size > 1:
+        slips.insert(0, (f"your square is {size - 1}x{size - 1} pixels, one too small: a slice's end is "
+                         f"excluded, so a square of {size} rows from row {row} ends before row {row + size}",
+                         _square(images, size - 1, row, col, color)))
+    for message, variant in slips:
+        if torch.allclose(got, variant, atol=1e-5, rtol=0):
+            return f"{message}; {differences(got, want)}"
+    return ""
 
 
 def check_patch_trigger(fn) -> bool:
@@ -69,7 +137,10 @@ def check_patch_trigger(fn) -> bool:
             got = call_learner(fn, images, size=size, row=row, col=col, color=color)
             want = stamp_patch(before, size=size, row=row, col=col, color=color)
             what = f"images {tuple(images.shape)}, size={size}, row={row}, col={col}, color={color}"
-            expect_unchanged(before, images, "the input images")
+            expect_unchanged(before, images, f"{what}: `images`")
+            slip = _name_patch_slip(got, before, size, row, col, color, want)
+            if slip:
+                raise AssertionError(f"{what}: {slip}")
             expect_tensor(got, want, what)
         return f"{len(cases)} cases"
     return run_check("add_patch_trigger", body)

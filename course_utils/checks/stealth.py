@@ -6,7 +6,37 @@ import torch
 import torch.nn.functional as F
 
 from ..triggers import blend, wanet_grid, wanet_trigger, warp
-from .core import call_learner, expect_tensor, expect_unchanged, run_check
+from .core import call_learner, differences, expect_tensor, expect_unchanged, run_check
+
+
+def _name_blend_slip(got, images: torch.Tensor, pattern: torch.Tensor, alpha: float, want: torch.Tensor) -> str:
+    """Which common slip explains the learner's blend, or "" if none does."""
+    if not (isinstance(got, torch.Tensor) and got.shape == want.shape):
+        return ""  # expect_tensor names the type or shape
+    if got.dtype != want.dtype:
+        why = ("the blend of two float images is a float in [0, 1]; do not round it or convert it to 0..255"
+               if not got.is_floating_point() else "compute in the images' dtype")
+        return f"your result is {got.dtype}, the images are {want.dtype}: {why}"
+    if torch.allclose(got, want, atol=1e-5, rtol=0):
+        return ""
+    slips = [
+        ("alpha and 1 - alpha are swapped: alpha is the pattern's share, 1 - alpha the image's",
+         alpha * images + (1 - alpha) * pattern),
+        (f"you added alpha * pattern on top of the image: your values reach {got.max().item():.3g}, above 1; a "
+         "blend also takes alpha away from the image, and then stays in [0, 1] without any clipping",
+         images + alpha * pattern),
+        ("you added alpha * pattern on top of the image and clipped the result; a blend also takes alpha away "
+         "from the image, so that the two shares add up to 1", (images + alpha * pattern).clamp(0, 1)),
+        ("the pattern must be weighted by alpha too; you added all of it", (1 - alpha) * images + pattern),
+        ("alpha is ignored: you mixed image and pattern half and half", 0.5 * images + 0.5 * pattern),
+    ]
+    for message, variant in slips:
+        if torch.allclose(got, variant, atol=1e-5, rtol=0):
+            return f"{message}; {differences(got, want)}"
+    if got.max() > 1 + 1e-5 or got.min() < -1e-5:
+        return (f"your values run from {got.min().item():.3g} to {got.max().item():.3g}, outside [0, 1]; a blend "
+                f"of two images in [0, 1] with shares 1 - alpha and alpha stays in [0, 1]; {differences(got, want)}")
+    return ""
 
 
 def check_blend(fn) -> bool:
@@ -21,9 +51,13 @@ def check_blend(fn) -> bool:
             before, pattern_before = images.clone(), pattern.clone()
             got = call_learner(fn, images, pattern, alpha)
             want = blend(before, pattern_before, alpha)
-            expect_unchanged(before, images, "the input images")
-            expect_unchanged(pattern_before, pattern, "the pattern")
-            expect_tensor(got, want, f"images {tuple(images.shape)}, alpha={alpha}")
+            what = f"images {tuple(images.shape)}, alpha={alpha}"
+            expect_unchanged(before, images, f"{what}: `images`")
+            expect_unchanged(pattern_before, pattern, f"{what}: `pattern`")
+            slip = _name_blend_slip(got, before, pattern_before, alpha, want)
+            if slip:
+                raise AssertionError(f"{what}: {slip}")
+            expect_tensor(got, want, what)
         return f"{len(cases)} cases, including alpha = 0 and 1"
     return run_check("blend", body)
 
