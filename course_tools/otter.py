@@ -48,6 +48,15 @@ def _question(name: str, cells: list, test: str | None, manual: bool = False) ->
     return block + [_raw("# END QUESTION")]
 
 
+def _quiet_test(call: str, message: str) -> str:
+    """A test that asserts `call` without printing: otter's tests are doctests, which fail on any output,
+    and our checks print their feedback. The feedback becomes the assertion's message instead."""
+    return ("import contextlib, io\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as _feedback:\n"
+            f"    _passed = {call}\n"
+            f"assert _passed, _feedback.getvalue().strip() or {message!r}")
+
+
 def _otter_markers(source: str) -> str:
     return source.replace(BEGIN, "# BEGIN SOLUTION").replace(END, "# END SOLUTION")
 
@@ -74,12 +83,12 @@ def master_notebook(nb, name: str):
             match = RECAP.search(cell.source)
             cell.source = _otter_markers(cell.source[: match.start()].rstrip())
             qid = match.group(2).replace(".", "_")
-            cells += _question(f"recap_{qid}", [cell], f"assert {match.group(1)}, 'answer the question above'")
+            cells += _question(f"recap_{qid}", [cell], _quiet_test(match.group(1), "answer the question above"))
             cells.append(nbformat.v4.new_code_cell(match.group(1)))  # the learner's own feedback
         elif cell.cell_type == "code" and BEGIN in cell.source and nxt is not None and CHECK.search(nxt.source):
             call, exercise = CHECK.search(nxt.source).groups()
             cell.source = _otter_markers(cell.source)
-            cells += _question(exercise, [cell], f"assert {call}, 'not implemented yet'")
+            cells += _question(exercise, [cell], _quiet_test(call, "not implemented yet"))
         else:
             cells.append(cell)
         i += 1

@@ -21,7 +21,8 @@ from pathlib import Path
 from .student import lesson_sources, release_tag, repository_url
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [("GLOSSARY.md", "glossary.md"), ("results/bench-cpu.md", "benchmark.md"), ("INSTRUCTORS.md", "instructors.md")]
+PAGES = [("GLOSSARY.md", "glossary.md"), ("results/bench-cpu.md", "benchmark.md"), ("INSTRUCTORS.md", "instructors.md"),
+         ("CONTRIBUTING.md", "contributing.md"), ("LICENSE-CONTENT.md", "license-content.md")]
 
 
 def _config(url: str, timeout: int) -> str:
@@ -57,10 +58,19 @@ def _toc(lessons: list[str], pages: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _home(readme: str) -> str:
-    """The README as the home page, with its links pointed at the site's pages."""
+def _home(readme: str, built: set[str] | None = None, url: str = "") -> str:
+    """The README as the home page, with its links pointed at the site's pages.
+
+    built: the lesson notebooks' names in this build (None: all); a link to a lesson that a partial
+    build leaves out points at the notebook in the repository instead of a page that is not there.
+    """
     readme = re.sub(r"<!-- badges:start -->.*?<!-- badges:end -->\n?", "", readme, flags=re.S)
-    readme = re.sub(r"\]\(notebooks/([\w-]+)\.ipynb\)", r"](notebooks/\1.ipynb)", readme)
+
+    def lesson_link(match):
+        name = match.group(1) + ".ipynb"
+        return f"](notebooks/{name})" if built is None or name in built else f"]({url}/blob/main/notebooks/{name})"
+
+    readme = re.sub(r"\]\(notebooks/([\w-]+)\.ipynb\)", lesson_link, readme)
     for source, page in PAGES:
         readme = readme.replace(f"]({source})", f"]({page})")
     return readme
@@ -82,10 +92,13 @@ def stage(out: Path, lessons: list[str] | None = None, timeout: int = 900, root:
     for source, page in PAGES:
         if (root / source).exists():
             text = (root / source).read_text().replace("](results/", "](")
+            for other, other_page in PAGES:  # links between the pages (CONTRIBUTING.md -> GLOSSARY.md)
+                text = text.replace(f"]({other})", f"]({other_page})")
             (out / page).write_text(text)
             pages.append(page)
-    (out / "index.md").write_text(_home((root / "README.md").read_text()))
-    for name in ("LICENSE", "LICENSE-CONTENT.md"):
+    (out / "index.md").write_text(_home((root / "README.md").read_text(), {p.name for p in sources},
+                                        repository_url(root)))
+    for name in ("LICENSE",):
         if (root / name).exists():
             shutil.copy(root / name, out / name)
     (out / "_config.yml").write_text(_config(repository_url(root), timeout))

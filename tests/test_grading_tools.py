@@ -121,3 +121,17 @@ def test_site_builds_one_lesson(tmp_path):
     assert "colab.research.google.com" in text and "mybinder.org" in text, "launch buttons are missing"
     home = index.read_text()
     assert "notebooks/00_setup_and_threat_models.html" in home and "glossary.html" in home
+
+
+def test_otter_tests_print_nothing():
+    """otter's tests are doctests, which fail on any output: the checks' printed feedback must be captured."""
+    nb = otter.master_notebook(nbformat.read(LESSON, as_version=4), "lesson01")
+    tests = [c.source for c in nb.cells if c.cell_type == "code" and "_passed = cu.checks." in c.source]
+    assert len(tests) >= 2 and all("redirect_stdout" in t and "assert _passed" in t for t in tests)
+
+
+def test_site_home_links_only_to_built_lessons():
+    readme = "[a](notebooks/00_x.ipynb) [b](notebooks/01_y.ipynb) [c](CONTRIBUTING.md)"
+    home = site._home(readme, {"00_x.ipynb"}, "https://github.com/o/r")
+    assert "](notebooks/00_x.ipynb)" in home and "](https://github.com/o/r/blob/main/notebooks/01_y.ipynb)" in home
+    assert "](contributing.md)" in home
