@@ -524,7 +524,13 @@ def main(argv=None) -> int:
                       zoo_seed=args.zoo_seed)
     jobs = args.jobs or default_jobs(args.memory_mb)
     start = time.monotonic()
-    results = grade_all(paths, options, min(jobs, len(paths)), args.json, args.resume)
+    try:
+        results = grade_all(paths, options, min(jobs, len(paths)), args.json, args.resume)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was graded is already on disk
+        done = len(load_done(args.json)) if args.json else 0
+        print(f"interrupted: {done} graded notebooks are in {args.json}; run the same command with --resume to "
+              "grade the rest" if args.json else "interrupted (without --json nothing was kept)", file=sys.stderr)
+        return 130
     print(format_table(results))
     minutes = (time.monotonic() - start) / 60
     print(f"{len(results)} notebooks, {jobs} at once, {minutes:.1f} min" + (f"; wrote {args.json}" if args.json else ""))
