@@ -1,4 +1,4 @@
-"""The explorers work with ipywidgets 7 (Colab's preinstalled major) as well as 8 (what the course installs).
+"""The explorers and the progress bars work with ipywidgets 7 (Colab's preinstalled major) as well as 8.
 
 The test installs ipywidgets 7 into a temporary folder from the package registry and builds each
 explorer's live controls in a subprocess that imports it first. Without access to the registry it is
@@ -33,6 +33,14 @@ widgets.strip_explorer(torch.rand(50), torch.rand(50) * 0.2)
 kinds = [type(w).__name__ for w in shown]
 assert kinds.count("interactive") == 3, kinds
 print("ipywidgets", ipywidgets.__version__, "explorers:", kinds)
+# the progress bars: tqdm.auto picks tqdm.notebook's widget bar in a notebook; it must build on 7.x too
+import tqdm.notebook
+tqdm.notebook.display = widgets_display
+bar = tqdm.notebook.tqdm(range(3), desc="training")
+for _ in bar:
+    pass
+bar.close()
+print("progress bar:", type(bar.container).__name__, [type(c).__name__ for c in bar.container.children])
 """
 
 
@@ -56,3 +64,4 @@ def test_explorers_build_live_controls_with_ipywidgets_7(ipywidgets7):
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "explorers: ['interactive', 'interactive', 'interactive']" in result.stdout
+    assert "progress bar: TqdmHBox ['HTML', 'FloatProgress', 'HTML']" in result.stdout, result.stdout
