@@ -408,6 +408,8 @@ def main(argv=None) -> int:
     parser.add_argument("--hunt-neural-cleanse", action="store_true",
                         help="also Neural Cleanse's false alarms on the test zoos' clean models (slow)")
     parser.add_argument("--no-warm", action="store_true", help="time each notebook cold only (not again warm)")
+    parser.add_argument("--student-copies", action="store_true",
+                        help="also time each student copy (notebooks/) alone from an empty cache")
     parser.add_argument("--fresh-clone-test", action="store_true",
                         help="also time `make test` in a fresh clone, install included (as CI runs it)")
     parser.add_argument("--notebooks", nargs="+", help="only these notebooks (name prefixes, e.g. 00 03)")
@@ -489,6 +491,10 @@ def main(argv=None) -> int:
         phase = time.perf_counter()
         report["notebook_seconds"] = time_notebooks(paths, args.timeout, warm=not args.no_warm)
         save("notebooks alone")
+        if args.student_copies:  # every exercise unfinished: the copies fall back to the references
+            copies = [ROOT / "notebooks" / p.name for p in paths if (ROOT / "notebooks" / p.name).exists()]
+            report["student_notebook_seconds"] = time_notebooks(copies, args.timeout, warm=False)
+            save("student copies alone")
         if not args.notebooks:  # the course in order only makes sense for the whole course
             report["course_in_order"] = time_course_in_order(paths, args.timeout)
         report["notebooks_total_seconds"] = time.perf_counter() - phase

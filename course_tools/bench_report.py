@@ -66,8 +66,11 @@ def to_markdown(report: dict) -> str:
                   "Alone: each notebook with an empty model cache of its own (cold), then again with the cache it "
                   "filled (warm). In order: the whole course, one notebook after the other, sharing one cache that "
                   "starts empty (what a learner does).", "",
-                  "| notebook | alone, cold (s) | x fit | warm (s) | in order (s) | problems |",
-                  "|---|---:|---:|---:|---:|---|"]
+                  "The student copy (every exercise unfinished, so its cells fall back to the references) is "
+                  "timed alone and cold too when the bench ran with --student-copies.", "",
+                  "| notebook | alone, cold (s) | x fit | warm (s) | in order (s) | student copy, cold (s) | problems |",
+                  "|---|---:|---:|---:|---:|---:|---|"]
+        copies = report.get("student_notebook_seconds") or {}
 
         def sec(v):
             return f"{v:.0f}" if v is not None else "failed"
@@ -77,12 +80,14 @@ def to_markdown(report: dict) -> str:
             warm = sec(t["warm"]) if t.get("warm") is not None else \
                 ("failed" if any(e.startswith("warm") for e in t.get("errors", [])) else "not run")
             in_order = sec(order[name]) if name in order else ""
+            copy = copies.get(name, {})
+            problems = t.get("errors", []) + [f"student copy {e}" for e in copy.get("errors", [])]
             lines.append(f"| {name} | {sec(t.get('cold'))} | {ratio} | {warm} | {in_order} | "
-                         f"{'; '.join(t.get('errors', [])) or ''} |")
+                         f"{sec(copy.get('cold')) if copy else ''} | {'; '.join(problems)} |")
         course = report.get("course_in_order")
         if course:
             total = course.get("total")
-            lines.append(f"| **the course in order** | | | | **{sec(total)}** | "
+            lines.append(f"| **the course in order** | | | | **{sec(total)}** | | "
                          f"{'; '.join(course.get('errors', [])) or ''} |")
         lines.append("")
         cells = [(c["seconds"], name, c["cell"]) for name, t in report["notebook_seconds"].items()
@@ -157,7 +162,7 @@ def to_markdown(report: dict) -> str:
 
 MATRIX_KEYS = ("rows", "matrix_per_seed", "detection", "detection_per_seed", "neural_cleanse", "trojan_hunt", "data", "matrix_seconds",
                "detection_seconds", "neural_cleanse_seconds", "trojan_hunt_seconds")
-NOTEBOOK_KEYS = ("notebook_seconds", "course_in_order", "notebooks_total_seconds")
+NOTEBOOK_KEYS = ("notebook_seconds", "student_notebook_seconds", "course_in_order", "notebooks_total_seconds")
 # part a run can skip -> the keys it fills, carried over from the earlier report when skipped
 PARTS = {"rows": MATRIX_KEYS, "notebook_seconds": NOTEBOOK_KEYS, "art_compare": ("art_compare", "art_compare_seconds"),
          "hunt_heldout": ("hunt_heldout", "hunt_heldout_seconds"), "make_test": ("make_test",)}

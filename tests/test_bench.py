@@ -123,8 +123,13 @@ def test_report_files_valid_json_and_markdown(tmp_path):
     assert set(data["neural_cleanse"]) >= {"runs", "backdoored_flagged", "clean_flagged"}
     md = md_path.read_text()
     assert "| badnets | fine-pruning | 94.5 ± 0.7 | 5.0 ± 0.0 |" in md
-    assert "| 01_b.ipynb | 200 | 20.4 | failed | 700 | warm: timeout |" in md and "**no**" in md
+    assert "| 01_b.ipynb | 200 | 20.4 | failed | 700 |  | warm: timeout |" in md and "**no**" in md
     assert "| **the course in order** | | | | **1100** |" in md and "x fit" in md
+    report["student_notebook_seconds"] = {"00_a.ipynb": {"cold": 500.0, "warm": None, "errors": [], "cells": []}}
+    md = bench_report.to_markdown(report)
+    assert "| 00_a.ipynb |" in md and "| 500 |" in md
+    student = [t for t in bench_targets.targets(report) if t["what"].startswith("each student copy")]
+    assert len(student) == 1 and student[0]["met"] is False  # 500 s here, 250 s scaled > 180 s
     assert "| tests/test_a.py::test_slow | 25.0 |" in md and "Detectors beside IBM ART" in md
     assert "test seed 2 (held out)" in md
     assert "AUROC 0.900" in md and "| attack x defense matrix | 300 |" in md
