@@ -77,13 +77,21 @@ def get_profile(name: str | None = None) -> Profile:
 
 
 def seed_everything(seed: int = 0, threads: int | None = None) -> None:
-    """Seed python, numpy and torch, and set torch's CPU threads (default: all cores)."""
+    """Seed python, numpy and torch, and set torch's CPU threads (default: $OMP_NUM_THREADS if set, else
+    all cores). A grader running several kernels at once sets OMP_NUM_THREADS so that they share the
+    cores instead of each taking all of them: oversubscribed, torch's threads wait on each other and a
+    lesson ran several times slower than alone."""
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    torch.set_num_threads(threads or _env_threads() or os.cpu_count() or 1)
+
+
+def _env_threads() -> int | None:
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def environment_report(data_source: str | None = None) -> str:

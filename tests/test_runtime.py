@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -37,3 +39,19 @@ def test_environment_report_is_short():
     text = runtime.environment_report("offline sample")
     assert 3 <= len(text.splitlines()) <= 5
     assert "offline sample" in text and "torch" in text
+
+
+def test_seed_everything_takes_threads_from_omp_num_threads(monkeypatch):
+    """The grader gives each of its kernels OMP_NUM_THREADS = cores // jobs; a lesson must keep it."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        runtime.seed_everything(0)
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+        runtime.seed_everything(0)
+        assert torch.get_num_threads() == (os.cpu_count() or 1)
+    finally:
+        torch.set_num_threads(before)
