@@ -1,6 +1,6 @@
 """Score a learner's lesson-07 detector on the instructor's hidden test zoo, and measure the reference.
 
-    python -m course_tools.hunt --seeds A B        # the reference on two test zoos -> results/hunt-heldout-cpu.*
+    python -m course_tools.hunt --seeds A B        # the reference on two test zoos -> results/hunt-heldout-cpu.md and course_utils/measured/hunt-heldout-cpu.json (lesson 07 shows it)
     python -m course_tools.hunt --notebook SUBMISSION.ipynb --seed S
 
 `test_zoo_score(notebook, seed, timeout)` is what the grader calls for lesson 07 (`--zoo-seed`).
@@ -311,6 +311,8 @@ def report(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    from course_utils.zoo import HELD_OUT_RESULTS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", help="test-zoo seeds for the reference's held-out figures")
     parser.add_argument("--models", type=int, default=None, help="models per test zoo (default 40)")
@@ -320,7 +322,9 @@ def main(argv=None) -> int:
                         help="also Neural Cleanse's score on every test model, false alarms by epochs (slow)")
     parser.add_argument("--build", action="store_true", help="train (or load) the test zoo of --seed and summarise it")
     parser.add_argument("--timeout", type=float, default=900)
-    parser.add_argument("--out", default=str(ROOT / "results" / "hunt-heldout-cpu"), help="path without suffix")
+    parser.add_argument("--out", default=str(ROOT / "results" / "hunt-heldout-cpu.md"), help="the Markdown report")
+    parser.add_argument("--json", default=str(HELD_OUT_RESULTS),
+                        help="the rows as JSON (default: the file lesson 07 shows, shipped inside course_utils)")
     args = parser.parse_args(argv)
     if args.build:
         if args.seed is None:
@@ -335,10 +339,9 @@ def main(argv=None) -> int:
     if not args.seeds:
         parser.error("give --seeds A B (or --notebook with --seed)")
     rows = bench_rows(args.seeds, args.models, neural_cleanse=args.neural_cleanse)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
-    out.with_suffix(".md").write_text(report(rows))
+    for path, text in ((Path(args.json), json.dumps(rows, indent=1)), (Path(args.out), report(rows))):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
     print(report(rows))
     return 0
 

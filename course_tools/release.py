@@ -26,8 +26,7 @@ NAME = "backdoor-course-student"
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 # What students get from the repository, beside the generated notebooks/ and Makefile.
 INCLUDE = ["course_utils", "course_tools/__init__.py", "course_tools/grade.py", "course_tools/execute.py", "README.md",
-           "GLOSSARY.md", "requirements.txt", "pyproject.toml", "binder", "LICENSE", "LICENSE-CONTENT.md", ".gitignore",
-           "results/hunt-heldout-cpu.json"]  # lesson 07 shows the held-out figures measured on the instructor's side
+           "GLOSSARY.md", "requirements.txt", "pyproject.toml", "binder", "LICENSE", "LICENSE-CONTENT.md", ".gitignore"]
 SKIP_PARTS = {"__pycache__", ".ipynb_checkpoints", ".DS_Store"}
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # a fixed timestamp: the same sources give the same zip
 

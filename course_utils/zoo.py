@@ -376,14 +376,16 @@ def neural_cleanse_score(model: nn.Module, x_clean: torch.Tensor, steps: int = 1
 
 
 # ---------------------------------------------------------------- the held-out figures
-HELD_OUT_RESULTS = Path(__file__).resolve().parent.parent / "results" / "hunt-heldout-cpu.json"
+# Written by `python -m course_tools.hunt --seeds A B` (its Markdown report goes to results/); it ships
+# inside the package, so lesson 07 shows the figures wherever the course is installed.
+HELD_OUT_RESULTS = Path(__file__).resolve().parent / "measured" / "hunt-heldout-cpu.json"
 
 
 def held_out_report(path: Path | str | None = None) -> list[str]:
     """Lines that say how the reference detector did on the instructor's held-out test zoos.
 
-    Read from the file `python -m course_tools.hunt --seeds A B` writes (results/hunt-heldout-cpu.json,
-    shipped with the course): per test zoo, AUROC and cross-entropy of all models and of the
+    Read from the file `python -m course_tools.hunt --seeds A B` writes (course_utils/measured/
+    hunt-heldout-cpu.json, shipped with the package): per test zoo, AUROC and cross-entropy of all models and of the
     all-to-one ones, the clean models flagged at the threshold that catches 90 % of the trojans,
     the AUROC per attack family, and Neural Cleanse's false alarms on clean models by training
     length. An empty list when the file is not there (the figures are measured, never typed in).
