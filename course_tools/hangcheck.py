@@ -44,9 +44,11 @@ def explorer_notebook(repeat: int = 12):
     return nb
 
 
-def hangcheck(notebooks: dict, runs: int, cell_timeout: float, live_widgets: bool, log=sys.stderr) -> dict:
+def hangcheck(notebooks: dict, runs: int, cell_timeout: float, live_widgets: bool, log=sys.stderr,
+              after_run=None) -> dict:
     """Run each {name: notebook} `runs` times; returns {name: {"runs", "hangs", "other", "where", "seconds",
-    "slowest_cell"}} (per run: the index and seconds of its slowest cell)."""
+    "slowest_cell"}} (per run: the index and seconds of its slowest cell). after_run(report so far) runs
+    after every run (main writes the JSON there, so an interrupted check keeps what it counted)."""
     report = {}
     with environment(**{HEADLESS_ENV: "0" if live_widgets else "1"}):
         for name, nb in notebooks.items():
@@ -65,8 +67,9 @@ def hangcheck(notebooks: dict, runs: int, cell_timeout: float, live_widgets: boo
                     row["other"] += 1
                     row["where"][(run.message or run.cell_errors[0])[:120]] += 1
                 print(f"{name} run {i + 1}/{runs}: {run.status} in {run.seconds:.1f} s {run.message}", file=log, flush=True)
-            row["where"] = dict(row["where"])
-            report[name] = row
+                report[name] = {**row, "where": dict(row["where"])}
+                if after_run is not None:
+                    after_run(report)
     return report
 
 
@@ -85,14 +88,17 @@ def main(argv=None) -> int:
     else:
         notebooks = {f"explorers x{args.repeat}": explorer_notebook(args.repeat)}
     start = time.monotonic()
-    report = hangcheck(notebooks, args.runs, args.cell_timeout, args.live_widgets)
     mode = "live widgets" if args.live_widgets else "headless (static view)"
+
+    def save(report):
+        if args.json:
+            args.json.write_text(json.dumps({"mode": mode, "cell_timeout": args.cell_timeout, "report": report}, indent=1))
+
+    report = hangcheck(notebooks, args.runs, args.cell_timeout, args.live_widgets, after_run=save)
     print(f"{mode}, {args.cell_timeout:g} s per cell, {time.monotonic() - start:.0f} s in all")
     for name, row in report.items():
         print(f"{name}: {row['hangs']} hangs and {row['other']} other failures in {row['runs']} runs "
               f"(median run {sorted(row['seconds'])[len(row['seconds']) // 2]:.1f} s) {row['where'] or ''}")
-    if args.json:
-        args.json.write_text(json.dumps({"mode": mode, "cell_timeout": args.cell_timeout, "report": report}, indent=1))
     return 0
 
 
