@@ -71,6 +71,11 @@ def cell_error(index: int, cell) -> str | None:
     return None
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the system tells it, else all)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def environment(**values: str):
     """Set environment variables for the duration of a block (kernels started inside inherit them)."""

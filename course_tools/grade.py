@@ -52,7 +52,7 @@ from pathlib import Path
 
 import nbformat
 
-from .execute import execute_notebook, stop_on_sigterm
+from .execute import available_cores, execute_notebook, stop_on_sigterm
 
 ROOT = Path(__file__).resolve().parent.parent
 GRADING_ENV = "BACKDOOR_COURSE_GRADING_FILE"  # the same name as course_utils.checks.core.GRADING_ENV
@@ -446,7 +446,7 @@ def load_done(path: Path | None) -> dict[str, Result]:
 
 def default_jobs(memory_mb: int) -> int:
     """Kernels at once: one per core, no more than the free memory holds at `memory_mb` each (at least 1)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = available_cores()
     try:
         import psutil
 
@@ -465,8 +465,7 @@ def grade_all(paths: list[Path], options: Options, jobs: int = 1, json_path: Pat
     if resume:
         print(f"resuming: {len(paths) - len(todo)} already graded, {len(todo)} to go", file=log, flush=True)
     if not options.threads:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        options.threads = max(1, cores // max(1, jobs))  # jobs x threads = cores: no oversubscription
+        options.threads = max(1, available_cores() // max(1, jobs))  # jobs x threads = cores: no oversubscription
 
     def finished(result: Result) -> None:
         results[result.notebook] = result

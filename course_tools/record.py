@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from .execute import execute_notebook
+from .execute import available_cores, execute_notebook
 
 
 def cell_text(cell) -> str:
@@ -54,19 +54,13 @@ def record(path: Path, cell_ids: list[str], cold: bool, cell_timeout: float = 60
     code_ids = [c.get("id") for c in run.notebook.cells]
     lines = [f"# What {path.stem} measured", "",
              f"Recorded by `python -m course_tools.record` on {datetime.date.today().isoformat()}, "
-             f"{platform.machine()} with {_cores()} cores, {'from an empty model cache' if cold else 'with the model cache as it was'}: "
+             f"{platform.machine()} with {available_cores()} cores, {'from an empty model cache' if cold else 'with the model cache as it was'}: "
              f"the whole notebook ran in {run.seconds:.0f} s. Each block is the output of one cell, as printed.", ""]
     for cell_id in cell_ids:
         index = code_ids.index(cell_id)
         seconds = run.cell_seconds[index] if index < len(run.cell_seconds) else float("nan")
         lines += [f"## cell `{cell_id}` ({seconds:.1f} s)", "", "```", cell_text(run.notebook.cells[index]), "```", ""]
     return "\n".join(lines)
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def main(argv=None) -> int:
