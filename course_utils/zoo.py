@@ -11,8 +11,9 @@ The notebook sees only model ids ("model-00", ...). Which are trojaned is kept h
 used by `score_detector` to compute AUROC (the challenge metric); reading this file is
 of course possible, but it spoils the game.
 
-Detectors here: `patch_scan_score` (brute-force patch search), `universal_trigger_success`
-(additive trigger inversion per class), `reference_detector` (the max of both), and
+Detectors here: `patch_scan_score` (brute-force patch search), `patch_mapping_score` (the same
+for all-to-all label maps), `universal_trigger_success` (additive trigger inversion per class),
+`warp_trigger_success` (smooth-warp inversion per class), `reference_detector` (the max of all), and
 `neural_cleanse_score` (lesson 03's Neural Cleanse, slower).
 """
 
@@ -286,8 +287,7 @@ def trigger_success(model: nn.Module, x: torch.Tensor, deltas: torch.Tensor) -> 
     k = len(deltas)
     own = predict(model, x)
     pred = predict(model, (x.unsqueeze(0) + deltas.unsqueeze(1)).clamp(0, 1).flatten(0, 1))
-    classes = torch.arange(k).view(-1, 1)
-    return ((pred.view(k, -1) == classes) & (own.view(1, -1) != classes)).float().mean(1)
+    return _success_per_class(own, pred.view(k, -1))
 
 
 def universal_trigger_success(model: nn.Module, x_clean: torch.Tensor, radius: float = 3.0, steps: int = 30,
@@ -308,20 +308,102 @@ def universal_trigger_success(model: nn.Module, x_clean: torch.Tensor, radius: f
     return trigger_success(model, x[n_fit:], deltas)
 
 
+def invert_warps(model: nn.Module, x_fit: torch.Tensor, radius_px: float = 1.0, grid: int = 4, steps: int = 20,
+                 batch_size: int = 20, lr: float = 0.05, seed: int = 0) -> torch.Tensor:
+    """Warp-trigger inversion: for every class k at once, the smooth warping field that sends as many
+    images of `x_fit` as it can to k, with no pixel moved by more than `radius_px` pixels.
+
+    The search space is WaNet's (Nguyen & Tran, 2021): a `grid` x `grid` field of 2-D offsets,
+    upsampled bicubically to the image size and added to the identity sampling grid. Like
+    `invert_triggers` (Adam, `batch_size` images per step under every class's field, cross-entropy
+    towards k), but the offsets (and the upsampled field) are clamped to +-radius_px in each
+    direction instead of an L2 projection. Additive triggers and patches barely reach a warp backdoor; a small warp does.
+    x_fit: (N, C, H, W) uint8 or float. Returns `grid_sample` grids, float (K, H, W, 2).
+    """
+    x = _as_images(x_fit)
+    if not radius_px > 0 or not isinstance(steps, int) or steps < 1 or not isinstance(grid, int) or grid < 2:
+        raise ValueError(f"need radius_px > 0, an int steps >= 1 and an int grid >= 2, got radius_px={radius_px!r}, "
+                         f"steps={steps!r}, grid={grid!r}")
+    k, (h, w) = model.num_classes, x.shape[-2:]
+    g = torch.Generator().manual_seed(seed)
+    offsets = torch.zeros(k, 2, grid, grid, requires_grad=True)  # in grid units: 1 pixel = 2 / (size - 1)
+    bound = radius_px * 2 / (min(h, w) - 1)
+    optimizer = torch.optim.Adam([offsets], lr=lr)
+    rows, cols = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    identity = torch.stack((cols, rows), dim=-1)  # (H, W, 2), grid_sample's (x, y) order
+    n = min(batch_size, len(x))
+    targets = torch.arange(k).repeat_interleave(n)
+
+    def fields(offsets):
+        flow = F.interpolate(offsets, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+        return identity + flow.clamp(-bound, bound)  # bicubic overshoots its control points a little
+
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        for _ in range(steps):
+            batch = x[torch.randperm(len(x), generator=g)[:n]]
+            loss = F.cross_entropy(model(_warp_under_each(batch, fields(offsets))), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                offsets.clamp_(-bound, bound)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    return fields(offsets.detach()).clamp(-1, 1)
+
+
+def _warp_under_each(x: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
+    """Every image of `x` (N, C, H, W) resampled under every grid (K, H, W, 2): (K * N, C, H, W), grid-major."""
+    k, n = len(grids), len(x)
+    images = x.unsqueeze(0).expand(k, *x.shape).flatten(0, 1)
+    return F.grid_sample(images, grids.unsqueeze(1).expand(k, n, *grids.shape[1:]).flatten(0, 1),
+                         mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def _success_per_class(own: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """Per class k (row k of `pred`, (K, N)), the share of images not already predicted k that went to k."""
+    classes = torch.arange(len(pred)).view(-1, 1)
+    return ((pred == classes) & (own.view(1, -1) != classes)).float().mean(1)
+
+
+def warp_trigger_success(model: nn.Module, x_clean: torch.Tensor, invert=None, **kwargs) -> torch.Tensor:
+    """Per class, how much of held-out clean data a small smooth warp sends there, float (K,): the
+    fields come from `invert` (default `invert_warps`, with `kwargs`) on the first 3/4 of `x_clean`
+    and are measured on the rest, as `universal_trigger_success` does for additive triggers."""
+    x = _as_images(x_clean)
+    if len(x) < 8:
+        raise ValueError(f"need at least 8 clean images, got {len(x)}")
+    n_fit = len(x) - len(x) // 4
+    grids = (invert or invert_warps)(model, x[:n_fit], **kwargs)
+    held = x[n_fit:]
+    return _success_per_class(predict(model, held), predict(model, _warp_under_each(held, grids)).view(len(grids), -1))
+
+
+def warp_trigger_score(model: nn.Module, x_clean: torch.Tensor, **kwargs) -> float:
+    """The largest per-class success of `warp_trigger_success`, in [0, 1]; high = suspicious."""
+    return warp_trigger_success(model, x_clean, **kwargs).max().item()
+
+
 def universal_trigger_score(model: nn.Module, x_clean: torch.Tensor, **kwargs) -> float:
     """The largest per-class success of `universal_trigger_success`, in [0, 1]; high = suspicious."""
     return universal_trigger_success(model, x_clean, **kwargs).max().item()
 
 
 def reference_components(model: nn.Module, x_clean: torch.Tensor) -> dict[str, float]:
-    """The reference detector's three statistics, each a share of clean images in [0, 1]: "patch"
+    """The reference detector's four statistics, each a share of clean images in [0, 1]: "patch"
     (`patch_scan_score` on the first 100 images), "mapping" (`patch_mapping_score`, from the same
-    stamped predictions) and "universal" (`universal_trigger_score` on all of them)."""
+    stamped predictions), "universal" (`universal_trigger_score` on all of them) and "warp"
+    (`warp_trigger_score` on all of them; added after the first held-out test zoos showed that
+    the other three miss some warp backdoors)."""
     x = _as_images(x_clean)
     own, pred = _scan_predictions(model, x[:100], 4, 3, 1.0)
     k = _num_classes(model, pred, own)
     return {"patch": _one_class_share(own, pred, k), "mapping": _mapping_share(own, pred, k),
-            "universal": universal_trigger_score(model, x)}
+            "universal": universal_trigger_score(model, x), "warp": warp_trigger_score(model, x)}
 
 
 def reference_score(components: dict[str, float]) -> float:
@@ -362,8 +444,8 @@ def fit_calibration(scores: dict[str, float], labels: dict[str, int] | None = No
 def reference_detector(model: nn.Module, x_clean: torch.Tensor) -> float:
     """The course's reference trojan detector: the probability that `model` is trojaned, from how much of
     the clean set the best small trigger of any searched family moves (`reference_components`):
-    patches by brute force (one target, or any label map), additive patterns by optimisation,
-    mapped to a probability by `to_probability` (its constants fitted on the practice zoo only, never on a test zoo)."""
+    patches by brute force (one target, or any label map), additive patterns and smooth warps by
+    optimisation, mapped to a probability by `to_probability` (its constants fitted on the practice zoo only, never on a test zoo)."""
     return to_probability(reference_score(reference_components(model, x_clean)))
 
 

@@ -133,7 +133,7 @@ def test_universal_trigger_success_shapes_and_side_effects():
     assert zoo.universal_trigger_score(clean, x, steps=3) == pytest.approx(
         zoo.universal_trigger_success(clean, x, steps=3).max().item())
     comps = zoo.reference_components(trojan, x)
-    assert set(comps) == {"patch", "mapping", "universal"} and comps["patch"] == zoo.patch_scan_score(trojan, x)
+    assert set(comps) == {"patch", "mapping", "universal", "warp"} and comps["patch"] == zoo.patch_scan_score(trojan, x)
     assert zoo.reference_detector(trojan, x) == pytest.approx(zoo.to_probability(zoo.reference_score(comps)))
     assert torch.equal(zoo.invert_triggers(clean, x[:24], steps=3, batch_size=4),
                        zoo.invert_triggers(clean, x[:24], steps=3, batch_size=4))
@@ -158,3 +158,47 @@ def test_held_out_report_reads_the_measured_file(tmp_path):
     assert len(lines) == 3 and lines[0].startswith("test seed 1 (held out)") and "AUROC 0.750" in lines[0]
     assert "patch 0.75 (n=2)" in lines[1] and "3 epochs 1 of 2" in lines[2]
     assert zoo.HELD_OUT_RESULTS.exists(), "the measured held-out file ships with the course"
+
+
+class _ShiftTrojan(torch.nn.Module):
+    """A toy warp backdoor: `base`, except that an image whose bright column has moved one pixel right
+    (column `col` + 1 brighter than column `col`) goes to `target`; soft, so that gradients reach it."""
+
+    def __init__(self, base, col: int, target: int):
+        super().__init__()
+        self.base, self.col, self.target = base, col, target
+
+    @property
+    def num_classes(self) -> int:
+        return self.base.num_classes
+
+    def forward(self, x):
+        moved = x[..., self.col + 1].mean((1, 2)) - x[..., self.col].mean((1, 2))
+        bonus = 50 * torch.sigmoid(20 * (moved - 0.3))[:, None]
+        return self.base(x) + bonus * torch.nn.functional.one_hot(torch.tensor(self.target), self.num_classes)
+
+
+def test_warp_inversion_finds_a_one_pixel_warp_backdoor_and_leaves_the_model_alone():
+    import copy
+
+    clean, _, x = _toys()
+    x = 0.3 * torch.cat([x, x])  # 32 images: 24 to optimise on, 8 held out; a bright column 5 in each
+    x[..., 5] = 0.9
+    trojan = _ShiftTrojan(copy.deepcopy(clean), col=5, target=2).eval()
+    before = {k: v.clone() for k, v in clean.state_dict().items()}
+    clean_success = zoo.warp_trigger_success(clean, x, batch_size=8)
+    trojan_success = zoo.warp_trigger_success(trojan, x, batch_size=8)
+    assert clean_success.shape == (5,) and (clean_success >= 0).all() and (clean_success <= 1).all()
+    assert trojan_success[2] == 1.0 and clean_success.max() < 0.5  # a one-pixel bend reaches the backdoor only
+    assert zoo.warp_trigger_score(trojan, x, batch_size=8) == trojan_success.max().item()
+    assert all(torch.equal(before[k], v) for k, v in clean.state_dict().items())
+    assert all(p.requires_grad for p in clean.parameters())
+    grids = zoo.invert_warps(trojan, x[:24], radius_px=1.0, batch_size=8)
+    assert grids.shape == (5, 12, 12, 2) and torch.equal(grids, zoo.invert_warps(trojan, x[:24], radius_px=1.0, batch_size=8))
+    rows, cols = torch.meshgrid(torch.linspace(-1, 1, 12), torch.linspace(-1, 1, 12), indexing="ij")
+    moved_px = (grids - torch.stack((cols, rows), -1)).abs().max() * 11 / 2
+    assert moved_px <= 1.0 + 1e-5  # no pixel moves further than radius_px
+    with pytest.raises(ValueError, match="radius_px"):
+        zoo.invert_warps(clean, x, radius_px=0)
+    with pytest.raises(ValueError, match="at least 8"):
+        zoo.warp_trigger_success(clean, x[:4])

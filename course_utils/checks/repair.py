@@ -11,6 +11,7 @@ from torch import nn
 from ..data import as_float
 from ..models import small_cnn
 from ..repair import attention_loss, distillation_loss, prune_dormant
+from ..train import fit
 from .core import call_learner, expect_unchanged, run_check
 
 
@@ -61,7 +62,7 @@ def check_distillation_loss(fn) -> bool:
 def pruning_fixture(seed: int = 0, n: int = 120) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """A tiny trained CourseModel (8x8 inputs, 4 classes, 16 last-block channels) and its uint8 clean set.
 
-    Class c brightens quadrant c; 40 Adam steps fit it; 10 % of the labels are then flipped so the
+    Class c brightens quadrant c; 40 full-batch Adam steps of `fit` train it; 10 % of the labels are then flipped so the
     starting accuracy is below 1 (a bound read as an absolute accuracy then gives another answer).
     Uint8 images, as `cu.repair.clean_subset` hands them to the notebook.
     """
@@ -74,13 +75,8 @@ def pruning_fixture(seed: int = 0, n: int = 120) -> tuple[nn.Module, torch.Tenso
     x = (x.clamp(0, 1) * 255).to(torch.uint8)
     torch.manual_seed(seed)
     model = small_cnn(in_shape=(1, 8, 8), num_classes=4, width=4)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(40):
-        loss = F.cross_entropy(model(as_float(x)), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    fit(model, x, y, epochs=40, batch_size=n, lr=1e-2, optimizer="adam", augment="none", seed=seed, device="cpu",
+        progress=False)  # full-batch: one step per epoch
     flip = torch.rand(n, generator=g) < 0.1
     y = torch.where(flip, (y + 1) % 4, y)
     return model.eval(), x, y
