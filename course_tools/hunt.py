@@ -281,6 +281,10 @@ def build_summary(seed: int, n_models: int | None = None) -> str:
         asr = [hunt.attack_success(zoo.models[m], data, s) for m, s in zoo.specs.items() if s.family == family]
         if asr:
             lines.append(f"  {family:10s} {len(asr)} models, attack success {min(asr):.2f} to {max(asr):.2f}")
+    drawn = hunt.test_zoo_specs(seed, len(zoo.specs))
+    retrained = sum(a != b for a, b in zip(drawn, zoo.specs.values()))
+    lines.append(f"  {retrained} trojaned model(s) retrained (another seed, a higher rate) because the first backdoor "
+                 f"moved under {hunt.MIN_ATTACK_SUCCESS:.0%} of the test digits")
     return "\n".join(lines)
 
 

@@ -15,6 +15,10 @@ from a wider space than the practice zoo, from an instructor's secret seed:
 - and, for clean and trojaned models alike, seeds, epochs (3-6) and widths (8, 12, 16
   channels) drawn independently of the label, so nothing but the backdoor tells them apart.
 
+A trojaned model enters the zoo only if its backdoor works (attack success >= 50 %; otherwise it is
+retrained from another seed at a higher poison rate): at a 1 % rate and 3 epochs some triggers are
+never learnt, and such a model is clean in everything a detector can measure.
+
 Scoring follows TrojAI: a detector returns the probability that a model is trojaned; we report
 the cross-entropy of those probabilities against the truth (lower is better; 0.693 is a coin
 flip at p = 0.5) and the AUROC, each with a bootstrap interval over models.
@@ -25,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -49,6 +53,8 @@ PATCH_SHAPES = ("square", "cross", "ring", "checker", "pixels")
 RATES = (0.01, 0.02, 0.03, 0.05, 0.07, 0.10)
 EPOCHS = (3, 4, 5, 6)
 WIDTHS = (8, 12, 16)
+MIN_ATTACK_SUCCESS = 0.5  # a trojaned model enters the test zoo only if its trigger moves at least half the test digits
+MAX_TRIES = 3
 
 
 # ---------------------------------------------------------------- trigger families
@@ -229,15 +235,32 @@ class TestZoo:
         return {mid: int(s.family is not None) for mid, s in self.specs.items()}
 
 
+def load_working_model(data: ImageData, spec: ModelSpec) -> tuple[nn.Module, ModelSpec]:
+    """The model of `spec` and the spec it was finally trained with. A trojaned model is kept only if its
+    backdoor works (`attack_success` >= MIN_ATTACK_SUCCESS on the test images): a model whose trigger
+    does not fire is clean in every way a detector can see, and labelling it trojaned would score a
+    detector against noise. Otherwise it is retrained from the next seed at the next higher poison rate,
+    at most MAX_TRIES times in all; the last try is kept whatever its attack success (the build says so)."""
+    model = load_spec_model(data, spec)
+    rates = RATES[3:] if spec.family == "all-to-all" else RATES
+    for attempt in range(1, MAX_TRIES):
+        if spec.family is None or attack_success(model, data, spec) >= MIN_ATTACK_SUCCESS:
+            break
+        higher = [r for r in rates if r > spec.rate]
+        spec = replace(spec, seed=spec.seed + 100_003 * attempt, rate=higher[0] if higher else spec.rate)
+        model = load_spec_model(data, spec)
+    return model, spec
+
+
 def build_test_zoo(data: ImageData, seed: int, n: int = TEST_ZOO_SIZE, progress: bool = True) -> TestZoo:
-    """Train (or load from the cache) the `n` models of the test zoo drawn from `seed`."""
-    specs = test_zoo_specs(seed, n)
+    """Train (or load from the cache) the `n` models of the test zoo drawn from `seed`; every trojaned
+    model's backdoor works (`load_working_model`), and `specs` are the ones the models were trained with."""
     ids = [f"test-{i:02d}" for i in range(n)]
     start = time.perf_counter()
-    models = {}
-    for mid, spec in zip(tqdm(ids, desc=f"test zoo (seed {seed})", disable=not progress), specs):
-        models[mid] = load_spec_model(data, spec)
-    return TestZoo(int(seed), models, dict(zip(ids, specs)), time.perf_counter() - start)
+    models, specs = {}, {}
+    for mid, spec in zip(tqdm(ids, desc=f"test zoo (seed {seed})", disable=not progress), test_zoo_specs(seed, n)):
+        models[mid], specs[mid] = load_working_model(data, spec)
+    return TestZoo(int(seed), models, specs, time.perf_counter() - start)
 
 
 # ---------------------------------------------------------------- TrojAI-style scoring

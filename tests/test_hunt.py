@@ -122,3 +122,18 @@ def test_report_table_and_families():
     text = tool.report([row])
     assert "| test seed 1 (held out) | reference | all | 4 (2) | 1.000 [0.900, 1.000] | 0.300 [0.100, 0.500]" in text
     assert "patch 1.00 (n=2)" in text and "3 epochs: 1 of 2" in text
+
+
+def test_a_trojaned_model_whose_backdoor_fails_is_retrained(monkeypatch):
+    spec = hunt.ModelSpec("patch", {"size": 3, "row": 0, "col": 0}, target=1, mode="all-to-one", rate=0.01,
+                          seed=5, epochs=3, width=8)
+    trained = []
+    monkeypatch.setattr(hunt, "load_spec_model", lambda data, s: trained.append(s) or s)
+    # the backdoor takes only at the third try
+    monkeypatch.setattr(hunt, "attack_success", lambda model, data, s: 0.9 if len(trained) == 3 else 0.1)
+    model, final = hunt.load_working_model(None, spec)
+    assert [s.rate for s in trained] == [0.01, 0.02, 0.03] and len({s.seed for s in trained}) == 3
+    assert model is final and final == trained[-1]
+    clean = hunt.ModelSpec(None, {}, 0, "all-to-one", 0.0, 7, 3, 8)
+    trained.clear()
+    assert hunt.load_working_model(None, clean)[1] == clean and trained == [clean]  # clean: never retried
