@@ -8,7 +8,7 @@ TEST_CACHE := $(CURDIR)/.cache/test
 # BACKDOOR_COURSE_HEADLESS=1: the explorers draw a static view, no widget round trip (jupyter/nbclient#312).
 CELL_TIMEOUT ?= 600
 
-.PHONY: lab test test-tools unit student lint bench release grade clean-cache constraints nbgrader otter site zoo
+.PHONY: lab test test-tools unit student lint bench release grade clean-cache constraints nbgrader otter site zoo warm
 
 # constraints.txt pins the versions CI tested (Binder uses it too); torch_index.py picks the CPU-only
 # torch on a Linux machine without an NVIDIA GPU when PyTorch's CPU index answers, and says which it used.
@@ -51,6 +51,9 @@ student: $(VENV)/installed  ## regenerate notebooks/ from solutions/
 
 lint: $(VENV)/installed
 	$(VENV)/bin/ruff check course_utils course_tools tests
+
+warm: $(VENV)/installed  ## train every lesson's models in the background, so the lessons load them (LESSONS="03 07")
+	$(PY) -m course_tools.warm --background $(if $(LESSONS),--lessons $(LESSONS))
 
 clean-cache: $(VENV)/installed  ## forget every cached model
 	$(PY) -c 'import course_utils; course_utils.clear_cache()'
