@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NAME = "backdoor-course-student"
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 # What students get from the repository, beside the generated notebooks/ and Makefile.
-INCLUDE = ["course_utils", "course_tools/__init__.py", "course_tools/grade.py", "course_tools/execute.py", "README.md",
+INCLUDE = ["course_utils", "course_tools/__init__.py", "course_tools/grade.py", "course_tools/execute.py",
+           "course_tools/warm.py", "README.md",
            "GLOSSARY.md", "requirements.txt", "pyproject.toml", "binder", "LICENSE", "LICENSE-CONTENT.md", ".gitignore"]
 SKIP_PARTS = {"__pycache__", ".ipynb_checkpoints", ".DS_Store"}
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # a fixed timestamp: the same sources give the same zip
@@ -36,7 +37,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: lab check
+.PHONY: lab check warm
 
 $(VENV)/installed: requirements.txt pyproject.toml
 \ttest -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +47,9 @@ $(VENV)/installed: requirements.txt pyproject.toml
 
 lab: $(VENV)/installed  ## open the course in JupyterLab
 \t$(VENV)/bin/jupyter lab notebooks/
+
+warm: $(VENV)/installed  ## train every lesson's models in the background, so the lessons load them
+\t$(PY) -m course_tools.warm --background
 
 check: $(VENV)/installed  ## run your notebooks and score every exercise (a few minutes each)
 \t$(PY) -m course_tools.grade notebooks/ --json grades.json

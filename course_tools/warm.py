@@ -11,8 +11,8 @@ next to the notebooks: their outputs stay in memory and are dropped.
 
 While it runs it shares the CPU with anything else you do: on 2 cores, two lessons training at once
 are much slower than one after the other, so start it before you begin (a coffee's worth: about the
-course's own time in order). A lock file keeps two warm runs from racing; a lesson that fails is
-reported and the next one runs.
+course's own time in order). A lock file keeps two warm runs from racing; a lesson that stops
+(a cell past its time limit, a dead kernel) is reported and the next one runs.
 """
 
 from __future__ import annotations
@@ -31,9 +31,12 @@ CELL_TIMEOUT = 900  # a cold lesson's slowest cell takes a few minutes on 2 core
 
 
 def lessons(only=None) -> list[Path]:
-    """The solutions notebooks in course order (their names start with the lesson number), or those
-    whose names start with one of `only` ("03", "07_trojan"...)."""
-    found = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+    """The lessons in course order (their names start with the lesson number), or those whose names
+    start with one of `only` ("03", "07_trojan"...): solutions/ in the instructor's repository,
+    notebooks/ in the student bundle (an unfinished exercise raises there and the lesson goes on
+    with the reference, which trains the same models)."""
+    folder = ROOT / "solutions" if (ROOT / "solutions").is_dir() else ROOT / "notebooks"
+    found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if only:
         found = [p for p in found if p.name.startswith(tuple(only))]
         if not found:
@@ -52,9 +55,11 @@ def warm(paths: list[Path], log=print) -> list[str]:
     lines = []
     for path in paths:
         run = execute_notebook(path, cwd=path.parent, cell_timeout=CELL_TIMEOUT, retries=0, keep_outputs=False)
-        trouble = run.message or "; ".join(run.cell_errors[:2])
-        status = "cell errors" if run.status == "ok" and run.cell_errors else run.status
-        line = f"{path.name}: {status} in {run.seconds:.0f} s" + (f" ({trouble})" if trouble else "")
+        line = f"{path.name}: {run.status} in {run.seconds:.0f} s"
+        if run.message:
+            line += f" ({run.message})"
+        elif run.cell_errors:  # the lesson still ran to its end; say which cells raised
+            line += f"; {len(run.cell_errors)} cell(s) raised, first {run.cell_errors[0]}"
         lines.append(line)
         log(line)
     return lines
@@ -87,7 +92,7 @@ def main(argv=None) -> int:
         started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
         print(f"{started}: warming {folder} with {len(paths)} lessons", flush=True)
         lines = warm(paths, log=lambda line: print(line, flush=True))
-        failed = [line for line in lines if ": ok in" not in line]
+        failed = [line for line in lines if ": ok in" not in line]  # timeouts and dead kernels
         print("done" + (f"; {len(failed)} lesson(s) did not finish: see above" if failed else ""), flush=True)
         return 1 if failed else 0
     finally:

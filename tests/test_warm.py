@@ -29,5 +29,5 @@ def test_warm_runs_each_notebook_and_reports_errors(tmp_path):
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")]), bad)
     lines = warm.warm([good, bad], log=lambda line: None)
     assert lines[0].startswith("00_good.ipynb: ok in")
-    assert lines[1].startswith("01_bad.ipynb: cell errors in") and "ZeroDivisionError" in lines[1]
+    assert lines[1].startswith("01_bad.ipynb: ok in") and "1 cell(s) raised" in lines[1] and "ZeroDivisionError" in lines[1]
     assert not list(tmp_path.glob("*.nbconvert.ipynb"))  # nothing written beside the notebooks
