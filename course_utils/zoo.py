@@ -256,28 +256,45 @@ def invert_triggers(model: nn.Module, x_fit: torch.Tensor, radius: float = 3.0, 
     x = _as_images(x_fit)
     if not radius > 0 or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"need radius > 0 and an int steps >= 1, got radius={radius!r}, steps={steps!r}")
-    k = model.num_classes
+    delta = torch.zeros(model.num_classes, *x.shape[1:], requires_grad=True)
+
+    def under_each(batch, delta):  # every image under every delta_k, grid-major: (K * n, C, H, W)
+        return (batch.unsqueeze(0) + delta.unsqueeze(1)).clamp(0, 1).flatten(0, 1)
+
+    def project(delta):  # shrink only the perturbations longer than the radius
+        norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+        delta.mul_((radius / norms).clamp(max=1.0).view(-1, 1, 1, 1))
+
+    return _optimise_per_class(model, x, delta, under_each, project, steps, batch_size, lr, seed)
+
+
+def _optimise_per_class(model: nn.Module, x: torch.Tensor, param: torch.Tensor, under_each, project, steps: int,
+                        batch_size: int, lr: float, seed: int) -> torch.Tensor:
+    """The loop both inversions share: Adam on `param` (one trigger per class, first dimension K) so that
+    `under_each(batch, param)` (every image of a batch under every class's trigger, (K * n, ...),
+    class-major) goes to class k; `project(param)` after every step keeps the triggers small. Each step
+    draws `batch_size` images of `x` with a generator seeded by `seed`. The model's weights are frozen
+    meanwhile (gradients for the triggers only: faster, and the weights cannot move) and their
+    `requires_grad` flags restored afterwards. Returns `param`, detached."""
     g = torch.Generator().manual_seed(seed)
-    delta = torch.zeros(k, *x.shape[1:], requires_grad=True)
-    optimizer = torch.optim.Adam([delta], lr=lr)
-    targets = torch.arange(k).repeat_interleave(min(batch_size, len(x)))
+    optimizer = torch.optim.Adam([param], lr=lr)
+    targets = torch.arange(len(param)).repeat_interleave(min(batch_size, len(x)))
     frozen = [p for p in model.parameters() if p.requires_grad]
     for p in frozen:
-        p.requires_grad_(False)  # gradients for delta only: faster, and the weights cannot move
+        p.requires_grad_(False)
     try:
         for _ in range(steps):
             batch = x[torch.randperm(len(x), generator=g)[:batch_size]]
-            loss = F.cross_entropy(model((batch.unsqueeze(0) + delta.unsqueeze(1)).clamp(0, 1).flatten(0, 1)), targets)
+            loss = F.cross_entropy(model(under_each(batch, param)), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            with torch.no_grad():  # project: shrink only the perturbations longer than the radius
-                norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-                delta.mul_((radius / norms).clamp(max=1.0).view(-1, 1, 1, 1))
+            with torch.no_grad():
+                project(param)
     finally:
         for p in frozen:
             p.requires_grad_(True)
-    return delta.detach()
+    return param.detach()
 
 
 def trigger_success(model: nn.Module, x: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
@@ -325,35 +342,18 @@ def invert_warps(model: nn.Module, x_fit: torch.Tensor, radius_px: float = 1.0, 
         raise ValueError(f"need radius_px > 0, an int steps >= 1 and an int grid >= 2, got radius_px={radius_px!r}, "
                          f"steps={steps!r}, grid={grid!r}")
     k, (h, w) = model.num_classes, x.shape[-2:]
-    g = torch.Generator().manual_seed(seed)
     offsets = torch.zeros(k, 2, grid, grid, requires_grad=True)  # in grid units: 1 pixel = 2 / (size - 1)
     bound = radius_px * 2 / (min(h, w) - 1)
-    optimizer = torch.optim.Adam([offsets], lr=lr)
     rows, cols = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
     identity = torch.stack((cols, rows), dim=-1)  # (H, W, 2), grid_sample's (x, y) order
-    n = min(batch_size, len(x))
-    targets = torch.arange(k).repeat_interleave(n)
 
     def fields(offsets):
         flow = F.interpolate(offsets, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
         return identity + flow.clamp(-bound, bound)  # bicubic overshoots its control points a little
 
-    frozen = [p for p in model.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
-    try:
-        for _ in range(steps):
-            batch = x[torch.randperm(len(x), generator=g)[:n]]
-            loss = F.cross_entropy(model(_warp_under_each(batch, fields(offsets))), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                offsets.clamp_(-bound, bound)
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
-    return fields(offsets.detach()).clamp(-1, 1)
+    offsets = _optimise_per_class(model, x, offsets, lambda batch, o: _warp_under_each(batch, fields(o)),
+                                  lambda o: o.clamp_(-bound, bound), steps, batch_size, lr, seed)
+    return fields(offsets).clamp(-1, 1)
 
 
 def _warp_under_each(x: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
