@@ -53,7 +53,9 @@ DETECTORS = ("strip", "activation-clustering", "spectral-signatures")
 NOTEBOOK_TIMEOUT = 1800  # seconds; a notebook past this is reported as timed out
 CACHE_ENV = "BACKDOOR_COURSE_CACHE"
 JUNIT = ROOT / ".cache" / "test" / "junit.xml"  # make test writes its per-test times here
-HUNT_SEEDS = (31415, 27182)  # the held-out test zoos of the reference detector (chosen before any model was seen)
+# The held-out test zoos of the reference detector: 16180 was drawn after its last change (the warp search);
+# 31415 and 27182 were looked at before it and are labelled so (course_tools.hunt.SEEDS_SEEN).
+HUNT_SEEDS = (16180, 27182, 31415)
 
 
 # ---------------------------------------------------------------- aggregation over seeds
