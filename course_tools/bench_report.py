@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from .bench_targets import load_targets
+from .bench_targets import load_targets, workload_for
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -61,14 +61,17 @@ def to_markdown(report: dict) -> str:
                   f"scaling to a machine whose fit takes {load_targets()['notebooks']['reference_fit_seconds']:g} s.", ""]
     if report.get("notebook_seconds"):
         order = (report.get("course_in_order") or {}).get("per_notebook", {})
-        fit = (ref or {}).get("fit_seconds")
+        fit = workload_for(report, "notebook_seconds").get("fit_seconds")
         lines += ["## Notebooks, top to bottom in a fresh kernel", "",
                   "Alone: each notebook with an empty model cache of its own (cold), then again with the cache it "
                   "filled (warm). In order: the whole course, one notebook after the other, sharing one cache that "
                   "starts empty (what a learner does).", "",
                   "The student copy (every exercise unfinished, so its cells fall back to the references) is "
-                  "timed alone and cold too when the bench ran with --student-copies.", "",
-                  "| notebook | alone, cold (s) | x fit | warm (s) | in order (s) | student copy, cold (s) | problems |",
+                  "timed alone and cold too when the bench ran with --student-copies.", ""]
+        if (report.get("carried_workloads") or {}).get("notebook_seconds") and fit:
+            lines += [f"These times are carried over from an earlier run (see the notes), whose standard fit took "
+                      f"{fit:.2f} s: \"x fit\" and the scaled targets use that fit, not this run's.", ""]
+        lines += ["| notebook | alone, cold (s) | x fit | warm (s) | in order (s) | student copy, cold (s) | problems |",
                   "|---|---:|---:|---:|---:|---:|---|"]
         copies = report.get("student_notebook_seconds") or {}
 
@@ -176,6 +179,10 @@ def keep_earlier(report: dict, earlier: dict | None, skipped: Sequence[str]) -> 
         keys = PARTS[part]
         if earlier.get(part):
             report.update({k: earlier[k] for k in keys if k in earlier})
+            # carried times keep the yardstick they were measured with: this run's fit may differ
+            workload = (earlier.get("carried_workloads") or {}).get(part) or earlier.get("reference_workload")
+            if workload:
+                report.setdefault("carried_workloads", {})[part] = workload
             report.setdefault("notes", []).append(
                 f"{', '.join(k for k in keys if k in earlier)}: from the run of {earlier.get('created', '?')} "
                 "(skipped in this one)")

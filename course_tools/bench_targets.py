@@ -27,10 +27,16 @@ def _row(report: dict, attack: str, defense: str) -> dict | None:
     return next((r for r in report.get("rows", []) if r["attack"] == attack and r["defense"] == defense), None)
 
 
-def _scaled(report: dict, spec: dict, seconds: float) -> tuple[float, str]:
-    """`seconds` scaled to the target machine (whose standard fit takes spec's reference_fit_seconds), and
-    how the value reads in the table."""
-    fit = (report.get("reference_workload") or {}).get("fit_seconds")
+def workload_for(report: dict, part: str) -> dict:
+    """The reference workload that goes with `part` of the report: the earlier run's when the part was
+    carried over from it (its times were measured on that run's machine state), else this run's."""
+    return (report.get("carried_workloads") or {}).get(part) or report.get("reference_workload") or {}
+
+
+def _scaled(report: dict, spec: dict, seconds: float, part: str) -> tuple[float, str]:
+    """`seconds` (of the report's `part`) scaled to the target machine (whose standard fit takes spec's
+    reference_fit_seconds) by the fit measured with them, and how the value reads in the table."""
+    fit = workload_for(report, part).get("fit_seconds")
     ref = spec.get("reference_fit_seconds")
     if not fit or not ref:
         return seconds, f"{seconds:.0f} s"
@@ -38,13 +44,14 @@ def _scaled(report: dict, spec: dict, seconds: float) -> tuple[float, str]:
     return scaled, f"{seconds:.0f} s here, {scaled:.0f} s scaled to a {ref:g} s fit"
 
 
-def _time_target(report: dict, spec: dict, add, what: str, limit: float, seconds: float | None, ok: bool = True) -> None:
+def _time_target(report: dict, spec: dict, add, what: str, limit: float, seconds: float | None, ok: bool = True,
+                 part: str = "notebook_seconds") -> None:
     """One time target: "failed" when the run did not finish (`seconds` None or not `ok`), else judged
     after scaling to the target machine."""
     if seconds is None or not ok:
         add(what, f"<= {limit} s", "failed", False)
     else:
-        scaled, text = _scaled(report, spec, seconds)
+        scaled, text = _scaled(report, spec, seconds, part)
         add(what, f"<= {limit} s", text, scaled <= limit)
 
 
@@ -65,7 +72,7 @@ def _notebooks(report: dict, spec: dict, add) -> None:
     make_test = report.get("make_test")
     if make_test:
         _time_target(report, spec, add, "make test from a fresh clone, install included", spec["make_test_max_seconds"],
-                     make_test["seconds"], make_test["returncode"] == 0)
+                     make_test["seconds"], make_test["returncode"] == 0, part="make_test")
 
 
 def _art(report: dict, spec: dict, add) -> None:

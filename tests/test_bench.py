@@ -144,6 +144,20 @@ def test_keep_earlier_fills_skipped_parts():
     bench_report.keep_earlier(report, None, ["rows"])  # nothing earlier: nothing to do
 
 
+def test_carried_notebook_times_are_scaled_by_the_fit_they_were_measured_with():
+    earlier = fake_report(created="yesterday")
+    earlier["reference_workload"] = {"fit_seconds": 9.8, "matmul_seconds": 0.3}  # a slow day
+    report = {"profile": "cpu", "rows": [], "notes": [], "reference_workload": {"fit_seconds": 4.9, "matmul_seconds": 0.3}}
+    bench_report.keep_earlier(report, earlier, ["notebook_seconds"])
+    assert report["carried_workloads"]["notebook_seconds"]["fit_seconds"] == 9.8
+    cold = max(t["cold"] for t in report["notebook_seconds"].values())
+    row = next(t for t in bench_targets.targets(report) if t["what"].startswith("each notebook alone"))
+    assert f"{cold * 4.9 / 9.8:.0f} s scaled" in row["value"]  # the earlier fit, not this run's
+    again = {"profile": "cpu", "notes": [], "reference_workload": {"fit_seconds": 6.0}}
+    bench_report.keep_earlier(again, report, ["notebook_seconds"])  # carried twice: still the fit of its run
+    assert again["carried_workloads"]["notebook_seconds"]["fit_seconds"] == 9.8
+
+
 def test_time_notebooks_cold_then_warm(tmp_path, monkeypatch):
     """A stand-in lesson that 'trains' (writes a model file) only when its cache misses."""
     (tmp_path / "data").mkdir()
