@@ -430,6 +430,7 @@ def main(argv=None) -> int:
     earlier = json.loads(earlier_path.read_text()) if earlier_path.exists() else None
 
     skipped = [k for k, skip in (("rows", args.skip_matrix), ("notebook_seconds", args.skip_notebooks),
+                                 ("student_notebook_seconds", args.skip_notebooks or not args.student_copies),
                                  ("art_compare", args.skip_matrix or args.skip_art),
                                  ("hunt_heldout", args.skip_heldout),
                                  ("make_test", not args.fresh_clone_test)) if skip]

@@ -71,6 +71,10 @@ def to_markdown(report: dict) -> str:
         if (report.get("carried_workloads") or {}).get("notebook_seconds") and fit:
             lines += [f"These times are carried over from an earlier run (see the notes), whose standard fit took "
                       f"{fit:.2f} s: \"x fit\" and the scaled targets use that fit, not this run's.", ""]
+        copies_fit = workload_for(report, "student_notebook_seconds").get("fit_seconds")
+        if report.get("student_notebook_seconds") and copies_fit != fit:
+            lines += [f"The student-copy column comes from another run (see the notes), whose standard fit took "
+                      f"{copies_fit:.2f} s; its target is scaled by that fit.", ""]
         lines += ["| notebook | alone, cold (s) | x fit | warm (s) | in order (s) | student copy, cold (s) | problems |",
                   "|---|---:|---:|---:|---:|---:|---|"]
         copies = report.get("student_notebook_seconds") or {}
@@ -165,15 +169,16 @@ def to_markdown(report: dict) -> str:
 
 MATRIX_KEYS = ("rows", "matrix_per_seed", "detection", "detection_per_seed", "neural_cleanse", "trojan_hunt", "data", "matrix_seconds",
                "detection_seconds", "neural_cleanse_seconds", "trojan_hunt_seconds")
-NOTEBOOK_KEYS = ("notebook_seconds", "student_notebook_seconds", "course_in_order", "notebooks_total_seconds")
+NOTEBOOK_KEYS = ("notebook_seconds", "course_in_order", "notebooks_total_seconds")
 # part a run can skip -> the keys it fills, carried over from the earlier report when skipped
-PARTS = {"rows": MATRIX_KEYS, "notebook_seconds": NOTEBOOK_KEYS, "art_compare": ("art_compare", "art_compare_seconds"),
+PARTS = {"rows": MATRIX_KEYS, "notebook_seconds": NOTEBOOK_KEYS, "student_notebook_seconds": ("student_notebook_seconds",),
+         "art_compare": ("art_compare", "art_compare_seconds"),
          "hunt_heldout": ("hunt_heldout", "hunt_heldout_seconds"), "make_test": ("make_test",)}
 
 
 def keep_earlier(report: dict, earlier: dict | None, skipped: Sequence[str]) -> None:
     """Fill the parts this run skipped (keys of PARTS: "rows" for the matrix phases, "notebook_seconds",
-    "art_compare", "hunt_heldout", "make_test") from an `earlier` report (the JSON already in results/,
+    "student_notebook_seconds", "art_compare", "hunt_heldout", "make_test") from an `earlier` report (the JSON already in results/,
     read before this run wrote anything)."""
     for part in skipped if earlier else ():
         keys = PARTS[part]

@@ -64,7 +64,7 @@ def _notebooks(report: dict, spec: dict, add) -> None:
             cold = {name: t.get("cold") for name, t in times.items()}
             slowest = max(cold, key=lambda n: cold[n] if cold[n] is not None else math.inf)
             _time_target(report, spec, add, f"{what} alone, cold cache (slowest: {slowest})", spec["max_seconds_cold"],
-                         cold[slowest], not (judge_errors and times[slowest].get("errors")))
+                         cold[slowest], not (judge_errors and times[slowest].get("errors")), part=key)
     course = report.get("course_in_order")
     if course:
         _time_target(report, spec, add, "the whole course in order, one cache starting empty",

@@ -153,6 +153,12 @@ def test_carried_notebook_times_are_scaled_by_the_fit_they_were_measured_with():
     cold = max(t["cold"] for t in report["notebook_seconds"].values())
     row = next(t for t in bench_targets.targets(report) if t["what"].startswith("each notebook alone"))
     assert f"{cold * 4.9 / 9.8:.0f} s scaled" in row["value"]  # the earlier fit, not this run's
+    earlier["student_notebook_seconds"] = {"00_a.ipynb": {"cold": 98.0, "warm": None, "errors": []}}
+    fresh = {"profile": "cpu", "notes": [], "reference_workload": {"fit_seconds": 4.9, "matmul_seconds": 0.3},
+             "notebook_seconds": {"00_a.ipynb": {"cold": 50.0, "warm": None, "errors": []}}}
+    bench_report.keep_earlier(fresh, earlier, ["student_notebook_seconds"])  # notebooks timed again, copies not
+    copy_row = next(t for t in bench_targets.targets(fresh) if t["what"].startswith("each student copy"))
+    assert "49 s scaled" in copy_row["value"] and "another run" in bench_report.to_markdown(fresh)
     again = {"profile": "cpu", "notes": [], "reference_workload": {"fit_seconds": 6.0}}
     bench_report.keep_earlier(again, report, ["notebook_seconds"])  # carried twice: still the fit of its run
     assert again["carried_workloads"]["notebook_seconds"]["fit_seconds"] == 9.8
