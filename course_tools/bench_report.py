@@ -184,13 +184,14 @@ def keep_earlier(report: dict, earlier: dict | None, skipped: Sequence[str]) -> 
         keys = PARTS[part]
         if earlier.get(part):
             report.update({k: earlier[k] for k in keys if k in earlier})
-            # carried times keep the yardstick they were measured with: this run's fit may differ
+            # carried figures keep the run they were measured in, and its yardstick: this run's fit may differ
             workload = (earlier.get("carried_workloads") or {}).get(part) or earlier.get("reference_workload")
             if workload:
                 report.setdefault("carried_workloads", {})[part] = workload
+            origin = (earlier.get("carried_from") or {}).get(part) or earlier.get("created", "?")
+            report.setdefault("carried_from", {})[part] = origin
             report.setdefault("notes", []).append(
-                f"{', '.join(k for k in keys if k in earlier)}: from the run of {earlier.get('created', '?')} "
-                "(skipped in this one)")
+                f"{', '.join(k for k in keys if k in earlier)}: from the run of {origin} (skipped in this one)")
 
 
 def write_report(report: dict, out: Path = RESULTS) -> tuple[Path, Path]:

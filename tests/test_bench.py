@@ -162,6 +162,7 @@ def test_carried_notebook_times_are_scaled_by_the_fit_they_were_measured_with():
     again = {"profile": "cpu", "notes": [], "reference_workload": {"fit_seconds": 6.0}}
     bench_report.keep_earlier(again, report, ["notebook_seconds"])  # carried twice: still the fit of its run
     assert again["carried_workloads"]["notebook_seconds"]["fit_seconds"] == 9.8
+    assert "from the run of yesterday" in again["notes"][-1]  # the run that measured them, not the one between
 
 
 def test_time_notebooks_cold_then_warm(tmp_path, monkeypatch):
