@@ -185,7 +185,7 @@ def keep_earlier(report: dict, earlier: dict | None, skipped: Sequence[str]) -> 
         if earlier.get(part):
             report.update({k: earlier[k] for k in keys if k in earlier})
             # carried figures keep the run they were measured in, and its yardstick: this run's fit may differ
-            workload = (earlier.get("carried_workloads") or {}).get(part) or earlier.get("reference_workload")
+            workload = workload_for(earlier, part)
             if workload:
                 report.setdefault("carried_workloads", {})[part] = workload
             origin = (earlier.get("carried_from") or {}).get(part) or earlier.get("created", "?")

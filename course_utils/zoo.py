@@ -258,14 +258,11 @@ def invert_triggers(model: nn.Module, x_fit: torch.Tensor, radius: float = 3.0, 
         raise ValueError(f"need radius > 0 and an int steps >= 1, got radius={radius!r}, steps={steps!r}")
     delta = torch.zeros(model.num_classes, *x.shape[1:], requires_grad=True)
 
-    def under_each(batch, delta):  # every image under every delta_k, grid-major: (K * n, C, H, W)
-        return (batch.unsqueeze(0) + delta.unsqueeze(1)).clamp(0, 1).flatten(0, 1)
-
     def project(delta):  # shrink only the perturbations longer than the radius
         norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
         delta.mul_((radius / norms).clamp(max=1.0).view(-1, 1, 1, 1))
 
-    return _optimise_per_class(model, x, delta, under_each, project, steps, batch_size, lr, seed)
+    return _optimise_per_class(model, x, delta, _add_under_each, project, steps, batch_size, lr, seed)
 
 
 def _optimise_per_class(model: nn.Module, x: torch.Tensor, param: torch.Tensor, under_each, project, steps: int,
@@ -303,7 +300,7 @@ def trigger_success(model: nn.Module, x: torch.Tensor, deltas: torch.Tensor) -> 
     x = _as_images(x)
     k = len(deltas)
     own = predict(model, x)
-    pred = predict(model, (x.unsqueeze(0) + deltas.unsqueeze(1)).clamp(0, 1).flatten(0, 1))
+    pred = predict(model, _add_under_each(x, deltas))
     return _success_per_class(own, pred.view(k, -1))
 
 
@@ -316,13 +313,19 @@ def universal_trigger_success(model: nn.Module, x_clean: torch.Tensor, radius: f
     the first 3/4 of `x_clean`; `trigger_success` measures them on the rest. A backdoor target is
     reachable with a small trigger, other classes much less.
     """
+    x_fit, x_held = _fit_and_held_out(x_clean)
+    deltas = (invert or invert_triggers)(model, x_fit, radius=radius, steps=steps, batch_size=batch_size,
+                                         lr=lr, seed=seed)
+    return trigger_success(model, x_held, deltas)
+
+
+def _fit_and_held_out(x_clean) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first 3/4 of the clean images (to optimise triggers on) and the rest (to measure them on)."""
     x = _as_images(x_clean)
     if len(x) < 8:
         raise ValueError(f"need at least 8 clean images, got {len(x)}")
     n_fit = len(x) - len(x) // 4
-    deltas = (invert or invert_triggers)(model, x[:n_fit], radius=radius, steps=steps, batch_size=batch_size,
-                                         lr=lr, seed=seed)
-    return trigger_success(model, x[n_fit:], deltas)
+    return x[:n_fit], x[n_fit:]
 
 
 def invert_warps(model: nn.Module, x_fit: torch.Tensor, radius_px: float = 1.0, grid: int = 4, steps: int = 20,
@@ -356,6 +359,12 @@ def invert_warps(model: nn.Module, x_fit: torch.Tensor, radius_px: float = 1.0, 
     return fields(offsets).clamp(-1, 1)
 
 
+def _add_under_each(x: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
+    """Every image of `x` (N, C, H, W) plus every perturbation (K, C, H, W), clamped to [0, 1]: (K * N, C, H, W),
+    perturbation-major."""
+    return (x.unsqueeze(0) + deltas.unsqueeze(1)).clamp(0, 1).flatten(0, 1)
+
+
 def _warp_under_each(x: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
     """Every image of `x` (N, C, H, W) resampled under every grid (K, H, W, 2): (K * N, C, H, W), grid-major."""
     k, n = len(grids), len(x)
@@ -374,12 +383,8 @@ def warp_trigger_success(model: nn.Module, x_clean: torch.Tensor, invert=None, *
     """Per class, how much of held-out clean data a small smooth warp sends there, float (K,): the
     fields come from `invert` (default `invert_warps`, with `kwargs`) on the first 3/4 of `x_clean`
     and are measured on the rest, as `universal_trigger_success` does for additive triggers."""
-    x = _as_images(x_clean)
-    if len(x) < 8:
-        raise ValueError(f"need at least 8 clean images, got {len(x)}")
-    n_fit = len(x) - len(x) // 4
-    grids = (invert or invert_warps)(model, x[:n_fit], **kwargs)
-    held = x[n_fit:]
+    x_fit, held = _fit_and_held_out(x_clean)
+    grids = (invert or invert_warps)(model, x_fit, **kwargs)
     return _success_per_class(predict(model, held), predict(model, _warp_under_each(held, grids)).view(len(grids), -1))
 
 
