@@ -28,7 +28,7 @@ from torch import nn
 from .cache import load_or_train, training_config
 from .data import ImageData, as_float
 from .poison import PoisonedData
-from .train import embeddings, predict_logits
+from .train import embeddings, fast_layout, predict_logits
 
 MAD_SCALE = 1.4826  # makes the MAD a consistent estimate of the standard deviation for normal data
 
@@ -285,7 +285,9 @@ def layer_features(model: nn.Module, x: torch.Tensor, layer: str = "conv", batch
     if layer != "conv":
         raise ValueError(f"layer must be 'conv' or 'embed', got {layer!r}")
     device = next(model.parameters()).device
-    out = [model.feature_maps(x[i : i + batch_size].to(device))[-1].flatten(1).cpu() for i in range(0, len(x), batch_size)]
+    with fast_layout(model):
+        out = [model.feature_maps(x[i : i + batch_size].to(device))[-1].flatten(1).cpu()
+               for i in range(0, len(x), batch_size)]
     return torch.cat(out)
 
 
@@ -575,7 +577,7 @@ def retrain_without(data: ImageData, poisoned: PoisonedData, removed: torch.Tens
 
 
 def superimposed_entropy(model: nn.Module, x: torch.Tensor, overlays: torch.Tensor,
-                         batch_size: int = 2048) -> torch.Tensor:
+                         batch_size: int | None = None) -> torch.Tensor:
     """Mean prediction entropy of each input with each overlay added on top (STRIP's statistic).
 
     x: float (N, C, H, W) in [0, 1]. overlays: (n, C, H, W), the same n images for every input,

@@ -29,7 +29,7 @@ from .models import CourseModel
 from .poison import BackdoorAttack
 from .robust import _check_batch, check_eps, check_steps, pgd_loss
 from .runtime import get_profile
-from .train import cross_entropy, fit, predict_logits, shift_augment, train_model
+from .train import cross_entropy, fast_layout, fit, predict_logits, shift_augment, train_model
 
 
 def _fit_repair(model: nn.Module, x, y, loss: Callable, *, epochs: int, lr: float, batch_size: int, seed: int,
@@ -204,8 +204,9 @@ def distill(model: nn.Module, x_clean, y_clean, *, seed: int = 0, student: nn.Mo
         return distillation_loss(m(xb), teacher_logits, yb, temperature, alpha)
 
     try:
-        _fit_repair(student, x_clean, y_clean, batch_loss, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                    shift=shift)
+        with fast_layout(teacher):  # the teacher runs on every batch: in the layout `fit` gives the student
+            _fit_repair(student, x_clean, y_clean, batch_loss, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                        shift=shift)
     finally:
         teacher.train(was_training)
     return student
@@ -273,8 +274,9 @@ def nad(model: nn.Module, x_clean, y_clean, *, seed: int = 0, teacher_epochs: in
         return F.cross_entropy(logits, yb) + attention_loss(maps, teacher_maps, betas, p)
 
     student = copy.deepcopy(model)
-    return _fit_repair(student, x_clean, y_clean, batch_loss, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                       shift=shift)
+    with fast_layout(teacher):  # the teacher runs on every batch: in the layout `fit` gives the student
+        return _fit_repair(student, x_clean, y_clean, batch_loss, epochs=epochs, lr=lr, batch_size=batch_size,
+                           seed=seed, shift=shift)
 
 
 # ---------------------------------------------------------------- adversarial training (Madry)
@@ -353,13 +355,15 @@ def universal_perturbation(model: nn.Module, x: torch.Tensor, *, radius: float =
     own = predict_logits(model, x).argmax(1).to(device)
     generator = torch.Generator().manual_seed(seed)
     delta = torch.zeros((1, *x.shape[1:]), device=device)
-    for _ in range(steps):
-        idx = torch.randperm(len(x), generator=generator)[:batch_size]
-        jitter = noise * torch.randn((len(idx), *x.shape[1:]), generator=generator)
-        delta.requires_grad_(True)
-        loss = F.cross_entropy(model((x[idx.to(device)] + delta + jitter.to(device)).clamp(0, 1)), own[idx.to(device)])
-        (grad,) = torch.autograd.grad(loss, delta)
-        delta = project_l2((delta + step * grad / (grad.norm() + 1e-12)).detach(), radius)
+    with fast_layout(model):
+        for _ in range(steps):
+            idx = torch.randperm(len(x), generator=generator)[:batch_size]
+            jitter = noise * torch.randn((len(idx), *x.shape[1:]), generator=generator)
+            delta.requires_grad_(True)
+            loss = F.cross_entropy(model((x[idx.to(device)] + delta + jitter.to(device)).clamp(0, 1)),
+                                   own[idx.to(device)])
+            (grad,) = torch.autograd.grad(loss, delta)
+            delta = project_l2((delta + step * grad / (grad.norm() + 1e-12)).detach(), radius)
     model.train(was_training)
     return delta
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import as_float
-from .train import check_xy, predict_logits
+from .train import check_xy, fast_layout, predict_logits
 
 
 # ---------------------------------------------------------------- input checks
@@ -121,10 +121,11 @@ def pgd_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float 
         raise RuntimeError("the model is in training mode; call model.eval() first")
     step = 2.5 * eps / steps if step is None else check_eps(step, "step")
     correct = 0
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-        adv = pgd(model, xb, yb, eps, step, steps, random_start, seed + i) if eps > 0 else xb
-        correct += (predict_logits(model, adv).argmax(1) == yb).sum().item()
+    with fast_layout(model):
+        for i in range(0, len(x), batch_size):
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            adv = pgd(model, xb, yb, eps, step, steps, random_start, seed + i) if eps > 0 else xb
+            correct += (predict_logits(model, adv).argmax(1) == yb).sum().item()
     return correct / max(len(x), 1)
 
 

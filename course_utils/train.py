@@ -7,6 +7,7 @@ else train", which is how every notebook gets its models.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -181,6 +182,47 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: Callable = 
     return model.to(memory_format=torch.contiguous_format).eval()
 
 
+# Inference batches on the CPU: with channels_last weights the small CNN predicts 8,100 digits in
+# 0.18 s in batches of 256, against 0.49 s contiguous in batches of 1,024 (2 cores, measured
+# 2026-12-07); larger batches fall out of the cache. Accelerators keep large batches.
+CPU_INFERENCE_BATCH = 256
+GPU_INFERENCE_BATCH = 1024
+
+
+@contextlib.contextmanager
+def fast_layout(model: nn.Module):
+    """Run the block with `model`'s conv weights channels_last where that is faster (the devices of
+    `CHANNELS_LAST_DEVICES`), then give the model back in the layout it came in.
+
+    Only the memory layout changes, never a value: the same parameters (optimisers holding them stay
+    valid), the same outputs up to float rounding. Models without 4-d weights are left alone.
+    """
+    weights = [p for p in model.parameters() if p.dim() == 4]
+    if not weights or weights[0].device.type not in CHANNELS_LAST_DEVICES or not all(w.is_contiguous() for w in weights):
+        yield model  # nothing to gain, or already in another layout (inside `fit`): leave it as it is
+        return
+    _set_layout(model, torch.channels_last)
+    try:
+        yield model
+    finally:
+        _set_layout(model, torch.contiguous_format)
+
+
+def _set_layout(model: nn.Module, memory_format: torch.memory_format) -> None:
+    # Outside inference mode even when called from inside it: weights made there could never be trained again.
+    with torch.inference_mode(False), torch.no_grad():
+        model.to(memory_format=memory_format)
+
+
+def _inference_batch(model: nn.Module, batch_size: int | None) -> int:
+    if batch_size is None:
+        device = next(model.parameters()).device
+        return CPU_INFERENCE_BATCH if device.type == "cpu" else GPU_INFERENCE_BATCH
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    return batch_size
+
+
 def _check_images(model: nn.Module, x) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch tensor of images (N, C, H, W), got {type(x).__name__}")
@@ -190,23 +232,30 @@ def _check_images(model: nn.Module, x) -> None:
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Logits (N, K) for images `x` (uint8 or float in [0, 1], finite), computed in batches; on the CPU."""
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """Logits (N, K) for images `x` (uint8 or float in [0, 1], finite), computed in batches; on the CPU.
+
+    batch_size: default 256 on the CPU, 1,024 on an accelerator (see `CPU_INFERENCE_BATCH`).
+    """
     _check_images(model, x)
     device = next(model.parameters()).device
-    outs = [model(as_float(x[i : i + batch_size].to(device))).cpu() for i in range(0, len(x), batch_size)]
+    step = _inference_batch(model, batch_size)
+    with fast_layout(model):
+        outs = [model(as_float(x[i : i + step].to(device))).cpu() for i in range(0, len(x), step)]
     return torch.cat(outs) if outs else torch.empty(0, getattr(model, "num_classes", 0))
 
 
 @torch.inference_mode()
-def embeddings(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def embeddings(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Penultimate features `model.embed(x)`, shape (N, D), computed in batches; on the CPU."""
     _check_images(model, x)
     device = next(model.parameters()).device
-    return torch.cat([model.embed(as_float(x[i : i + batch_size].to(device))).cpu() for i in range(0, len(x), batch_size)])
+    step = _inference_batch(model, batch_size)
+    with fast_layout(model):
+        return torch.cat([model.embed(as_float(x[i : i + step].to(device))).cpu() for i in range(0, len(x), step)])
 
 
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Predicted class indices (N,) for images `x`."""
     return predict_logits(model, x, batch_size).argmax(1)
 

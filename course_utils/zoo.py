@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from .data import ImageData, as_float
 from .poison import make_attack
 from .runtime import get_profile
-from .train import predict, train_model
+from .train import fast_layout, predict, train_model
 
 # (slope, intercept) of the reference score's logistic, fitted on the practice zoo only (`fit_calibration`:
 # Platt scaling with smoothed targets, run by `python -m course_tools.hunt`, 2026-12-06): p = 0.5 where the best
@@ -280,14 +280,15 @@ def _optimise_per_class(model: nn.Module, x: torch.Tensor, param: torch.Tensor, 
     for p in frozen:
         p.requires_grad_(False)
     try:
-        for _ in range(steps):
-            batch = x[torch.randperm(len(x), generator=g)[:batch_size]]
-            loss = F.cross_entropy(model(under_each(batch, param)), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                project(param)
+        with fast_layout(model):
+            for _ in range(steps):
+                batch = x[torch.randperm(len(x), generator=g)[:batch_size]]
+                loss = F.cross_entropy(model(under_each(batch, param)), targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                with torch.no_grad():
+                    project(param)
     finally:
         for p in frozen:
             p.requires_grad_(True)

@@ -181,3 +181,40 @@ def test_training_config_is_the_cache_key_models_always_had(digits):
     assert clean["attack"] is None and clean["poison_rate"] == 0.0
     repaired = cache.training_config(digits, model="small-cnn", seed=2, epochs=6, version=1, defense="nad")
     assert repaired["defense"] == "nad" and cache.config_key(repaired) != cache.config_key(clean)
+
+
+def test_fast_layout_changes_no_value_and_hands_the_model_back_as_it_was():
+    model = make_model("small-cnn", seed=0).eval()
+    x = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    params = [id(p) for p in model.parameters()]
+    with torch.inference_mode():
+        before = model(x)
+    after = train.predict_logits(model, x, batch_size=7)  # channels_last inside, odd batches
+    assert torch.allclose(before, after, atol=1e-5)
+    assert all(p.is_contiguous() for p in model.parameters())  # back in the layout it came in
+    assert [id(p) for p in model.parameters()] == params  # the same parameters: optimisers stay valid
+    assert train.predict(model, x).shape == (40,) and train.embeddings(model, x).shape[0] == 40
+
+
+def test_a_model_used_under_inference_mode_can_still_be_trained():
+    """The layout switch runs outside inference mode: weights made inside it could never get gradients."""
+    model = make_model("small-cnn", seed=0).eval()
+    x, y = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    with torch.inference_mode():
+        train.predict(model, x)
+    train.fit(model, x, y, epochs=1, progress=False)  # raised "Inference tensors cannot be saved for backward"
+    assert not any(p.is_inference() for p in model.parameters())
+
+
+def test_fast_layout_leaves_a_model_already_channels_last_alone():
+    model = make_model("small-cnn", seed=0).eval().to(memory_format=torch.channels_last)
+    with train.fast_layout(model):
+        pass
+    conv = next(p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "64"])
+def test_prediction_batch_size_must_be_a_positive_int(bad):
+    with pytest.raises(ValueError, match="batch_size"):
+        train.predict(make_model("small-cnn").eval(), torch.rand(2, 1, 28, 28), batch_size=bad)
