@@ -119,6 +119,8 @@ def _optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
 
 def _schedule(name: str, optimizer, lr: float, steps: int):
     if name == "one-cycle":
+        if steps <= 4:  # a quarter of 4 steps or fewer is no warm-up: torch's OneCycleLR divides by zero there
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.25)
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)

@@ -218,3 +218,12 @@ def test_fast_layout_leaves_a_model_already_channels_last_alone():
 def test_prediction_batch_size_must_be_a_positive_int(bad):
     with pytest.raises(ValueError, match="batch_size"):
         train.predict(make_model("small-cnn").eval(), torch.rand(2, 1, 28, 28), batch_size=bad)
+
+
+@pytest.mark.parametrize("n", [1, 64, 200, 384, 512])
+def test_fit_runs_with_very_few_steps(n):
+    """One epoch of 1 to 4 batches: torch's OneCycleLR alone divides by zero there."""
+    model = make_model("small-cnn", seed=0)
+    x, y = torch.rand(n, 1, 28, 28), torch.randint(0, 10, (n,))
+    train.fit(model, x, y, epochs=1, batch_size=128, optimizer="sgd", schedule="one-cycle", progress=False)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
