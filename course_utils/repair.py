@@ -433,31 +433,50 @@ REPAIRS: dict[str, Callable[..., nn.Module]] = {
 def budget_sweep(data: ImageData, attack: BackdoorAttack, defenses: dict[str, Callable] | Sequence[str],
                  fractions: Sequence[float] = (0.01, 0.05, 0.1), seeds: Sequence[int] = (0, 1, 2),
                  poison_rate: float = 0.1, models: dict[int, nn.Module] | None = None, keep_models: bool = False,
-                 progress: bool = True, pgd_eps: float = 0.1, **evaluate_kwargs) -> list[dict]:
+                 progress: bool = True, pgd_eps: float = 0.1, defense_kwargs: dict | None = None,
+                 **evaluate_kwargs) -> list[dict]:
     """Run every repair on the backdoored model of every seed with every clean-data fraction.
 
     defenses: names in `REPAIRS` or a {name: function} dict. Seed s repairs the model trained
     with seed s (`train_model(data, attack, poison_rate, seed=s)`, or `models[s]` if given), using
     `clean_subset(data, fraction, seed=s)`; every repaired model is scored by `metrics.evaluate`
     (with the accuracy under PGD of radius `pgd_eps`; evaluate_kwargs go there too). One row per
-    run: {"seed", "fraction", "method", "ca", "asr", "ra", "pgd_accuracy", "seconds"} (accuracies
-    in [0, 1]), plus "model" (the repaired model) with keep_models=True.
+    run: {"seed", "fraction", "method", "ca", "asr", "ra", "pgd_accuracy", "seconds", "cached"}
+    (accuracies in [0, 1]), plus "model" (the repaired model) with keep_models=True.
+    defense_kwargs: {defense: {hyperparameter: value}} passed to that defense (e.g. {"pgd-at": {"eps": 0.2}}).
+
+    Named repairs of the course's own models (no `models` given) are cached like every trained
+    model (`evaluation.repaired_model`, the cache lesson 06's matrix uses too): a second run, or
+    the matrix after this sweep, loads them, and "seconds" is what the repair cost when it was made.
+    Functions, and models passed in, are run and timed every time.
     """
-    if not isinstance(defenses, dict):
+    named = not isinstance(defenses, dict)
+    if named:
         unknown = sorted(set(defenses) - set(REPAIRS))
         if unknown:
             raise ValueError(f"unknown defense(s) {unknown}; choose from {sorted(REPAIRS)}")
         defenses = {name: REPAIRS[name] for name in defenses}
     for fraction in fractions:
         clean_subset(data, fraction)  # fail early on a bad fraction
+    stray = sorted(set(defense_kwargs or {}) - set(defenses))
+    if stray:
+        raise ValueError(f"defense_kwargs names {stray}, which this sweep does not run; it runs {sorted(defenses)}")
+    hyper = {name: dict((defense_kwargs or {}).get(name, {})) for name in defenses}
+    from .evaluation import repaired_model  # evaluation builds on this module: imported here, not at the top
 
     def run(seed: int, fraction: float, method: str) -> dict:
         model = models[seed] if models else train_model(data, attack, poison_rate, seed=seed, progress=False)
-        x, y = clean_subset(data, fraction, seed=seed)
-        start = time.perf_counter()
-        repaired = defenses[method](model, x, y, seed=seed)
-        seconds = time.perf_counter() - start
-        row = {**evaluate(repaired, data, attack, pgd_eps=pgd_eps, **evaluate_kwargs).as_dict(), "seconds": seconds}
+        if named and not models:
+            repaired, seconds, cached = repaired_model(data, attack, poison_rate, seed, method, model,
+                                                       get_profile().epochs, clean_fraction=fraction,
+                                                       hyper=hyper[method])
+        else:
+            x, y = clean_subset(data, fraction, seed=seed)
+            start = time.perf_counter()
+            repaired = defenses[method](model, x, y, seed=seed, **hyper[method])
+            seconds, cached = time.perf_counter() - start, False
+        row = {**evaluate(repaired, data, attack, pgd_eps=pgd_eps, **evaluate_kwargs).as_dict(), "seconds": seconds,
+               "cached": cached}
         return {**row, "model": repaired} if keep_models else row
 
     return sweep(run, {"seed": seeds, "fraction": fractions, "method": list(defenses)}, progress=progress,

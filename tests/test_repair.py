@@ -135,8 +135,9 @@ def test_budget_sweep_and_summarize(backdoored_badnets, digits):
     model, attack = backdoored_badnets
     rows = repair.budget_sweep(digits, attack, {"none": identity}, fractions=(0.05,), seeds=(0,), models={0: model},
                                progress=False, pgd_n=20)
-    assert len(rows) == 1 and set(rows[0]) == {"method", "fraction", "seed", "seconds", "ca", "asr", "ra",
+    assert len(rows) == 1 and set(rows[0]) == {"method", "fraction", "seed", "seconds", "cached", "ca", "asr", "ra",
                                                "pgd_accuracy"}
+    assert rows[0]["cached"] is False  # a function, on a model passed in: run and timed every time
     table = metrics.summarize_rows(rows + [dict(rows[0], seed=1, ca=rows[0]["ca"] - 0.1)])
     mean, std = table[("none", 0.05)]["ca"]
     assert mean == pytest.approx(rows[0]["ca"] - 0.05) and std > 0
@@ -144,6 +145,31 @@ def test_budget_sweep_and_summarize(backdoored_badnets, digits):
         repair.budget_sweep(digits, attack, ["fine-tuning", "magic"])
     with pytest.raises(ValueError, match="fraction"):
         repair.budget_sweep(digits, attack, ["fine-tuning"], fractions=(0.0,))
+    with pytest.raises(ValueError, match="does not run"):
+        repair.budget_sweep(digits, attack, ["fine-tuning"], defense_kwargs={"kd": {"epochs": 3}})
+
+
+def test_named_repairs_of_the_course_models_are_cached_and_shared_with_the_matrix(digits):
+    """Lessons 04-05 sweep repairs of the course's own models; a rerun, and lesson 06's matrix, load them."""
+    from course_utils import evaluation, make_attack
+
+    attack = make_attack("badnets")
+
+    def sweep():
+        return repair.budget_sweep(digits, attack, ["fine-tuning"], fractions=(0.01,), seeds=(0,), progress=False,
+                                   pgd_n=10, keep_models=True)
+
+    first, again = sweep(), sweep()
+    assert first[0]["cached"] is False and again[0]["cached"] is True
+    assert again[0]["seconds"] == pytest.approx(first[0]["seconds"])  # the cost measured when it was made
+    assert (again[0]["ca"], again[0]["asr"]) == (first[0]["ca"], first[0]["asr"])
+    tuned = repair.budget_sweep(digits, attack, ["fine-tuning"], fractions=(0.01,), seeds=(0,), progress=False,
+                                pgd_n=10, defense_kwargs={"fine-tuning": {"epochs": 2}})
+    assert tuned[0]["cached"] is False  # other hyperparameters: another model
+    matrix_model, _, info = evaluation.defended(digits, "badnets", "fine-tuning", 0, clean_fraction=0.01)
+    assert info["cached"] is True
+    for a, b in zip(matrix_model.state_dict().values(), first[0]["model"].state_dict().values()):
+        assert torch.equal(a, b)
 
 
 def test_backdoorbench_reference_is_labelled():
