@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import torch
-from scipy import stats
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -89,6 +88,8 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     if n < 2:
         raise ValueError(f"values must hold at least two numbers (one per seed) for a confidence interval, got {n}; "
                          "one value says nothing about the spread")
+    from scipy import stats  # here, not at the top: scipy.stats takes half a second to import, on every kernel start
+
     return mean, stats.t.ppf((1 + confidence) / 2, n - 1) * std / math.sqrt(n)
 
 
