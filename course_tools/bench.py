@@ -202,9 +202,16 @@ def reference_workload(data=None) -> dict:
             "threads": torch.get_num_threads()}
 
 
+def _test_part(name: str) -> str:
+    """Which part of `make test` a JUnit case belongs to: the notebooks' cells by their folder."""
+    folder = name.split(".", 1)[0]
+    return {"solutions": "solutions (nbval)", "notebooks": "student copies (nbval)"}.get(folder, "unit tests")
+
+
 def slowest_tests(junit: Path = JUNIT, n: int = 10) -> dict | None:
-    """The last `make test`'s {"created", "tests", "seconds", "slowest": [{"test", "seconds"}]} from the
-    JUnit XML pytest wrote there, or None if there is none yet."""
+    """The last `make test`'s {"created", "tests", "seconds", "slowest": [{"test", "seconds"}], "parts":
+    {part: seconds}} from the JUnit XML pytest wrote there (and the tools round trips' file beside it,
+    junit-tools.xml, when there is one), or None if there is none yet."""
     import xml.etree.ElementTree as ET
 
     junit = Path(junit)
@@ -213,9 +220,16 @@ def slowest_tests(junit: Path = JUNIT, n: int = 10) -> dict | None:
     cases = [(f"{c.get('classname', '')}::{c.get('name', '')}", float(c.get("time", 0)))
              for c in ET.parse(junit).getroot().iter("testcase")]
     cases.sort(key=lambda c: -c[1])
+    parts: dict[str, float] = {}
+    for name, t in cases:
+        parts[_test_part(name)] = parts.get(_test_part(name), 0.0) + t
+    tools = junit.with_name("junit-tools.xml")
+    if tools.exists():
+        parts["tools round trips"] = sum(float(c.get("time", 0)) for c in ET.parse(tools).getroot().iter("testcase"))
     created = datetime.fromtimestamp(junit.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return {"created": created, "tests": len(cases), "seconds": round(sum(t for _, t in cases), 1),
-            "slowest": [{"test": name, "seconds": round(t, 1)} for name, t in cases[:n]]}
+            "slowest": [{"test": name, "seconds": round(t, 1)} for name, t in cases[:n]],
+            "parts": {part: round(t, 1) for part, t in parts.items()}}
 
 
 def time_make_test_fresh_clone(base: Path | None = None) -> dict:

@@ -110,6 +110,12 @@ def to_markdown(report: dict) -> str:
                   f"(exit status {make_test['returncode']}).", ""]
     tests = report.get("tests")
     if tests:
+        if tests.get("parts"):
+            lines += ["Where its time went, from the JUnit files of that run (not listed: the install, lint, make, and "
+                      "any part that left no JUnit file):",
+                      "", "| part | s |", "|---|---:|"]
+            lines += [f"| {part} | {t:.0f} |" for part, t in tests["parts"].items()]
+            lines.append("")
         lines += [f"### The ten slowest tests (make test of {tests['created']}: {tests['tests']} tests, "
                   f"{tests['seconds']:.0f} s in pytest)", "", "| test | s |", "|---|---:|"]
         lines += [f"| {t['test']} | {t['seconds']:.1f} |" for t in tests["slowest"]]

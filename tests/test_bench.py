@@ -131,6 +131,8 @@ def test_report_files_valid_json_and_markdown(tmp_path):
     student = [t for t in bench_targets.targets(report) if t["what"].startswith("each student copy")]
     assert len(student) == 1 and student[0]["met"] is False  # 500 s here, 250 s scaled > 180 s
     assert "| tests/test_a.py::test_slow | 25.0 |" in md and "Detectors beside IBM ART" in md
+    report["tests"]["parts"] = {"unit tests": 120.4, "solutions (nbval)": 590.2}
+    assert "| solutions (nbval) | 590 |" in bench_report.to_markdown(report)
     assert "test seed 2 (held out)" in md
     assert "AUROC 0.900" in md and "| attack x defense matrix | 300 |" in md
 
@@ -223,7 +225,17 @@ def test_slowest_tests_from_junit_xml(tmp_path):
     found = bench.slowest_tests(junit, n=2)
     assert found["tests"] == 3 and found["seconds"] == 52.8
     assert [t["test"] for t in found["slowest"]] == ["solutions.01.ipynb::Cell 3", "tests.test_a::test_slow"]
+    assert found["parts"] == {"solutions (nbval)": 40.0, "unit tests": 12.8}
     assert bench.slowest_tests(tmp_path / "missing.xml") is None
+    (tmp_path / "junit-tools.xml").write_text('<testsuites><testsuite name="pytest">'
+                                              '<testcase classname="tests.test_grading_tools" name="test_otter" time="30"/>'
+                                              '<testcase classname="notebooks.01.ipynb" name="Cell 1" time="1"/>'
+                                              '</testsuite></testsuites>')
+    junit.write_text(junit.read_text().replace("</testsuite>", '<testcase classname="notebooks.01.ipynb" name="Cell 1" '
+                                                              'time="2"/></testsuite>'))
+    parts = bench.slowest_tests(junit)["parts"]
+    assert parts == {"solutions (nbval)": 40.0, "unit tests": 12.8, "student copies (nbval)": 2.0,
+                     "tools round trips": 31.0}
 
 
 def test_course_in_order_shares_one_cache(tmp_path, monkeypatch):
