@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# make test runs every notebook from a cold model cache of its own, so timings are honest.
+# make test runs every notebook from a cold cache of its own (models and cached results), so timings are honest.
 TEST_CACHE := $(CURDIR)/.cache/test
 # Headless runs (nbval, the grader) never wait longer than this on one cell; a whole lesson takes ~3 min alone.
 # BACKDOOR_COURSE_HEADLESS=1: the explorers draw a static view, no widget round trip (jupyter/nbclient#312).
@@ -32,7 +32,7 @@ lab: $(VENV)/installed  ## open the course in JupyterLab
 
 test: $(VENV)/installed  ## lint, unit tests, student copies in sync, every notebook executed (nbval)
 	$(VENV)/bin/ruff check course_utils course_tools tests
-	rm -rf $(TEST_CACHE)/models
+	rm -rf $(TEST_CACHE)/models $(TEST_CACHE)/results
 	BACKDOOR_COURSE_CACHE=$(TEST_CACHE) BACKDOOR_COURSE_HEADLESS=1 $(PY) -m pytest tests solutions notebooks \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) -q -m "not tools" \
 		--durations=10 --junitxml=$(TEST_CACHE)/junit.xml

@@ -8,7 +8,7 @@ so importing the package has no side effects and stays fast.
 
 import importlib
 
-from .cache import cache_dir, clear_cache, load_or_train
+from .cache import cache_dir, clear_cache, cost_timer, load_or_train
 from .colab import setup_colab
 from .data import DataUnavailableError, ImageData, as_float, load_data
 from .metrics import attack_success_rate, clean_accuracy, evaluate, format_mean_std, mean_ci, mean_std
@@ -19,7 +19,7 @@ from .train import accuracy, embeddings, fit, predict, predict_logits, train_mod
 from .triggers import patch_trigger
 
 __all__ = [
-    "cache_dir", "clear_cache", "load_or_train", "DataUnavailableError", "ImageData", "as_float", "load_data",
+    "cache_dir", "clear_cache", "cost_timer", "load_or_train", "DataUnavailableError", "ImageData", "as_float", "load_data",
     "attack_success_rate", "clean_accuracy", "evaluate", "format_mean_std", "mean_ci", "mean_std", "CourseModel", "make_model",
     "BackdoorAttack", "PoisonedData", "make_attack", "poison_dataset", "target_labels", "environment_report",
     "get_profile", "seed_everything", "try_device", "accuracy", "embeddings", "fit", "predict", "predict_logits", "train_model",

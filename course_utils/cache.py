@@ -5,6 +5,12 @@ attack, seed or epochs trains a new model; later notebooks reuse what earlier on
 trained. The folder is ``~/.cache/backdoor-course`` (``$XDG_CACHE_HOME`` respected);
 set ``BACKDOOR_COURSE_CACHE`` to move it, and call `clear_cache()` to empty it.
 
+Some analyses cost as much as training a model (Neural Cleanse, the capstone's trigger searches).
+`cached_result` keeps their results the same way, keyed by the weights and images they ran on (by
+hash) and their settings, together with how long they took; `cost_timer` times a block of work at
+what it cost, counting a result loaded from the cache at the seconds it took when it was computed.
+Only the course's own implementations are cached: a learner's function always runs.
+
 Faults are handled, never a crash and never a silently wrong model. Each model file
 ``models/<key>.pt`` has a record ``models/<key>.json`` with the cache version, the config and
 the file's SHA-256. A file whose hash, version, config or architecture does not match is
@@ -225,7 +231,108 @@ def load_or_train(config: dict, build: Callable[[], nn.Module], train: Callable[
 
 
 def clear_cache(models_only: bool = True) -> None:
-    """Delete the cached models (and the downloaded data too with ``models_only=False``)."""
+    """Delete the cached models and results (and the downloaded data too with ``models_only=False``)."""
     _MEMORY.clear()
-    target = cache_dir() / "models" if models_only else cache_dir()
-    shutil.rmtree(target, ignore_errors=True)
+    if models_only:
+        for folder in ("models", "results"):
+            shutil.rmtree(cache_dir() / folder, ignore_errors=True)
+    else:
+        shutil.rmtree(cache_dir(), ignore_errors=True)
+
+
+# ---------------------------------------------------------------- results of the course's own analyses
+RESULTS_VERSION = 1  # bump when a cached analysis changes, so its old results are computed again
+_TIMERS: list[CostTimer] = []  # the cost timers now open (nested blocks each count what they contain)
+
+
+class CostTimer:
+    """Seconds spent in a `cost_timer` block so far, a cached result counted at what it cost to compute."""
+
+    def __init__(self):
+        self._start, self._end, self._credit = time.perf_counter(), None, 0.0
+
+    @property
+    def seconds(self) -> float:
+        end = time.perf_counter() if self._end is None else self._end
+        return end - self._start + self._credit
+
+
+@contextlib.contextmanager
+def cost_timer():
+    """Time a block of work at its cost: wall-clock seconds, where a result that `cached_result` loaded
+    instead of computing counts the seconds it took when it was computed (as the repairs' costs do).
+
+        with cu.cost_timer() as timer:
+            scores = cu.zoo.score_all(zoo, cu.zoo.warp_trigger_score, x_clean)
+        print(f"{timer.seconds / len(zoo):.2f} s per model")
+    """
+    timer = CostTimer()
+    _TIMERS.append(timer)
+    try:
+        yield timer
+    finally:
+        timer._end = time.perf_counter()
+        _TIMERS.remove(timer)
+
+
+def fingerprint(value) -> str:
+    """A short SHA-256 of what a result depends on: tensors (dtype, shape and values, whatever the memory
+    layout), a model's weights and buffers, and lists, tuples or dicts of them and plain JSON values."""
+    digest = hashlib.sha256()
+
+    def feed(item):
+        if isinstance(item, nn.Module):
+            feed(item.state_dict())
+        elif isinstance(item, torch.Tensor):
+            t = item.detach().cpu().contiguous()
+            digest.update(f"tensor {t.dtype} {tuple(t.shape)};".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(item, dict):
+            digest.update(b"{")
+            for key in item:
+                digest.update(f"{key}:".encode())
+                feed(item[key])
+            digest.update(b"}")
+        elif isinstance(item, (list, tuple)):
+            digest.update(b"[")
+            for element in item:
+                feed(element)
+            digest.update(b"]")
+        else:
+            digest.update(json.dumps(item).encode() + b";")
+
+    feed(value)
+    return digest.hexdigest()[:20]
+
+
+def cached_result(name: str, config: dict, compute: Callable[[], object]):
+    """`compute()`'s result, saved under the course cache's results/ folder and loaded the next time the same
+    analysis (`name`) runs with the same `config`, which must hold the fingerprints of the models and images
+    it ran on. The result must be what torch.save keeps and torch.load(weights_only=True) reads back: tensors,
+    numbers, strings, and lists or dicts of them. A damaged or mismatched file is computed again; a cache
+    that cannot be written only means computing it next time too."""
+    config = {"results_version": RESULTS_VERSION, "analysis": name, "torch": torch.__version__, **config}
+    key = config_key(config)
+    path = cache_dir() / "results" / f"{key}.pt"
+    start = time.perf_counter()
+    if path.exists():
+        try:
+            record = torch.load(path, map_location="cpu", weights_only=True)
+            if record["config"] == json.loads(json.dumps(config)):
+                for timer in _TIMERS:  # count the work at what it cost, not at the time the load took
+                    timer._credit += record["seconds"] - (time.perf_counter() - start)
+                return record["value"]
+        except Exception:  # a truncated, overwritten or foreign file: compute it again (below)
+            pass
+    value = compute()
+    record = {"config": json.loads(json.dumps(config)), "value": value, "seconds": time.perf_counter() - start}
+    tmp = path.with_name(f"{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(record, tmp)
+        tmp.replace(path)
+    except (OSError, RuntimeError):  # read-only or full: the result is still right, it is just not kept
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return value

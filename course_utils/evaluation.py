@@ -159,6 +159,26 @@ def repaired_model(data: ImageData, attack: BackdoorAttack, rate: float, seed: i
     return cached_model(config, _fresh_model(data, seed), train)
 
 
+def adversarially_trained_model(data: ImageData, attack: BackdoorAttack, rate: float, seed: int, *, eps: float,
+                                steps: int = 3, epochs: int | None = None,
+                                progress: bool = True) -> tuple[nn.Module, float, bool]:
+    """A model trained from scratch with PGD adversarial training (`repair.adversarial_training`, Madry et
+    al.) on `attack`'s poisoned training set at `rate` (`attack.poison(..., seed=seed)`), cached like
+    the matrix's models. Returns (model, seconds the training took when it ran, cached)."""
+    from .repair import adversarial_training
+
+    epochs = get_profile().epochs if epochs is None else epochs
+    config = _base_config(data, attack, rate, seed, epochs, defense="pgd training from scratch",
+                          hyper={"eps": eps, "steps": steps})
+    poisoned = attack.poison(data.x_train, data.y_train, rate, seed=seed)
+
+    def train(fresh):
+        adversarial_training(fresh, poisoned.x, poisoned.y, eps=eps, steps=steps, epochs=epochs, seed=seed,
+                             progress=progress)
+
+    return cached_model(config, _fresh_model(data, seed), train)
+
+
 def strip_filter(model: nn.Module, x_clean: torch.Tensor, frr: float = 0.05, n: int = 8,
                  seed: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
     """STRIP as a deployed filter: a function images -> bool (N,), True where the input is ACCEPTED.

@@ -14,7 +14,9 @@ of course possible, but it spoils the game.
 Detectors here: `patch_scan_score` (brute-force patch search), `patch_mapping_score` (the same
 for all-to-all label maps), `universal_trigger_success` (additive trigger inversion per class),
 `warp_trigger_success` (smooth-warp inversion per class), `reference_detector` (the max of all), and
-`neural_cleanse_score` (lesson 03's Neural Cleanse, slower).
+`neural_cleanse_score` (lesson 03's Neural Cleanse, slower). The course's own searches are cached
+per model and image set (`cache.cached_result`), so the lesson's cells that repeat a search load it;
+`cu.cost_timer` still counts each at what it cost to compute.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 from tqdm.auto import tqdm
 
+from .cache import cached_result, fingerprint
 from .data import ImageData, as_float
 from .poison import make_attack
 from .runtime import get_profile
@@ -182,13 +185,24 @@ def patch_masks(image_size: tuple[int, int], size: int = 4, stride: int = 3) -> 
     return in_rows[:, :, None] & in_cols[:, None, :]
 
 
+def _cached_search(name: str, model: nn.Module, x: torch.Tensor, settings: dict, compute):
+    """`compute()` through the results cache (`cache.cached_result`), keyed by the weights, the images and
+    the search's settings: the capstone runs the same searches on the same zoo in several cells."""
+    return cached_result(name, {"model": fingerprint(model), "x_clean": fingerprint(x), **settings}, compute)
+
+
 def _scan_predictions(model: nn.Module, x_clean: torch.Tensor, size: int, stride: int, color: float):
     """(own predictions (N,), predictions with the patch at every grid position (P, N)), in one batched pass."""
     x = _as_images(x_clean)
-    masks = patch_masks(tuple(x.shape[-2:]), size, stride)[:, None, None]  # (P, 1, 1, H, W)
-    stamped = torch.where(masks, torch.tensor(float(color)), x.unsqueeze(0))  # (P, N, C, H, W)
-    own = predict(model, x)
-    return own, predict(model, stamped.flatten(0, 1)).view(len(masks), len(x))
+
+    def scan():
+        masks = patch_masks(tuple(x.shape[-2:]), size, stride)[:, None, None]  # (P, 1, 1, H, W)
+        stamped = torch.where(masks, torch.tensor(float(color)), x.unsqueeze(0))  # (P, N, C, H, W)
+        own = predict(model, x)
+        return [own, predict(model, stamped.flatten(0, 1)).view(len(masks), len(x))]
+
+    own, pred = _cached_search("patch_scan", model, x, {"size": size, "stride": stride, "color": float(color)}, scan)
+    return own, pred
 
 
 def _num_classes(model: nn.Module, *preds: torch.Tensor) -> int:
@@ -312,12 +326,19 @@ def universal_trigger_success(model: nn.Module, x_clean: torch.Tensor, radius: f
 
     `invert` (default `invert_triggers`, lesson 07's core exercise) optimises the K triggers on
     the first 3/4 of `x_clean`; `trigger_success` measures them on the rest. A backdoor target is
-    reachable with a small trigger, other classes much less.
+    reachable with a small trigger, other classes much less. With the course's own `invert_triggers`
+    the result is cached by weights, images and settings (time it with `cu.cost_timer`, which counts
+    a cached result at what it cost); a learner's `invert` always runs.
     """
     x_fit, x_held = _fit_and_held_out(x_clean)
-    deltas = (invert or invert_triggers)(model, x_fit, radius=radius, steps=steps, batch_size=batch_size,
-                                         lr=lr, seed=seed)
-    return trigger_success(model, x_held, deltas)
+    settings = {"radius": radius, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
+
+    def search():
+        return trigger_success(model, x_held, (invert or invert_triggers)(model, x_fit, **settings))
+
+    if invert in (None, invert_triggers):  # the course's own search is cached; a learner's always runs
+        return _cached_search("universal_trigger_success", model, _as_images(x_clean), settings, search)
+    return search()
 
 
 def _fit_and_held_out(x_clean) -> tuple[torch.Tensor, torch.Tensor]:
@@ -383,10 +404,17 @@ def _success_per_class(own: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
 def warp_trigger_success(model: nn.Module, x_clean: torch.Tensor, invert=None, **kwargs) -> torch.Tensor:
     """Per class, how much of held-out clean data a small smooth warp sends there, float (K,): the
     fields come from `invert` (default `invert_warps`, with `kwargs`) on the first 3/4 of `x_clean`
-    and are measured on the rest, as `universal_trigger_success` does for additive triggers."""
+    and are measured on the rest, as `universal_trigger_success` does for additive triggers (and
+    cached as it is, with the course's own `invert_warps` only)."""
     x_fit, held = _fit_and_held_out(x_clean)
-    grids = (invert or invert_warps)(model, x_fit, **kwargs)
-    return _success_per_class(predict(model, held), predict(model, _warp_under_each(held, grids)).view(len(grids), -1))
+
+    def search():
+        grids = (invert or invert_warps)(model, x_fit, **kwargs)
+        return _success_per_class(predict(model, held), predict(model, _warp_under_each(held, grids)).view(len(grids), -1))
+
+    if invert in (None, invert_warps):  # the course's own search is cached; a learner's always runs
+        return _cached_search("warp_trigger_success", model, _as_images(x_clean), kwargs, search)
+    return search()
 
 
 def warp_trigger_score(model: nn.Module, x_clean: torch.Tensor, **kwargs) -> float:

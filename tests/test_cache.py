@@ -217,7 +217,8 @@ def test_lock_held_too_long_trains_here_too(monkeypatch, capsys):
 
 
 def test_every_cached_model_keys_through_training_config():
-    """One cache-key builder: no module writes its own config dict with the training settings."""
+    """One cache-key builder: no module writes its own config dict with the training settings (epochs and
+    batch size; a cached analysis's settings, such as Neural Cleanse's steps and batch size, are no model's)."""
     from pathlib import Path
 
     import course_utils
@@ -225,9 +226,86 @@ def test_every_cached_model_keys_through_training_config():
     from course_utils.data import load_mnist_sample
 
     package = Path(course_utils.__file__).parent
-    ad_hoc = [p.name for p in package.rglob("*.py") if p.name != "cache.py" and '"batch_size":' in p.read_text()]
+    ad_hoc = [p.name for p in package.rglob("*.py") if p.name != "cache.py"
+              and all(f'"{name}":' in p.read_text() for name in ("epochs", "batch_size"))]
     assert ad_hoc == [], f"these modules build a cache key by hand: {ad_hoc}"
     data = load_mnist_sample()
     config = cache.training_config(data, model="small-cnn", seed=0, epochs=2, batch_size=64, lr=0.1, tag="x")
     assert config["version"] == train.CACHE_VERSION and config["batch_size"] == 64 and config["lr"] == 0.1
     assert config["tag"] == "x" and config["n_train"] == len(data.x_train)
+
+
+# ---------------------------------------------------------------- cached results and the cost timer
+def test_cached_result_computes_once_and_counts_the_recorded_cost(tmp_path, monkeypatch):
+    import time
+
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.2)
+        return {"value": torch.arange(3), "share": 0.5}
+
+    with cache.cost_timer() as first:
+        a = cache.cached_result("demo", {"model": "abc", "steps": 3}, slow)
+    with cache.cost_timer() as second:
+        b = cache.cached_result("demo", {"model": "abc", "steps": 3}, slow)
+    assert len(calls) == 1 and torch.equal(a["value"], b["value"]) and b["share"] == 0.5
+    assert second.seconds == pytest.approx(first.seconds, abs=0.05)  # the load counts the 0.2 s it cost then
+    assert second.seconds >= 0.2
+    cache.cached_result("demo", {"model": "abc", "steps": 4}, slow)  # other settings: computed again
+    cache.cached_result("other", {"model": "abc", "steps": 3}, slow)  # another analysis: computed again
+    assert len(calls) == 3
+    cache.clear_cache()
+    assert not list((cache.cache_dir() / "results").glob("*.pt"))
+    cache.cached_result("demo", {"model": "abc", "steps": 3}, slow)
+    assert len(calls) == 4
+
+
+def test_cached_result_recomputes_a_damaged_file_and_survives_a_read_only_cache(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return [torch.ones(2), 3.0]
+
+    cache.cached_result("demo", {"k": 1}, compute)
+    (path,) = (cache.cache_dir() / "results").glob("*.pt")
+    path.write_bytes(path.read_bytes()[:20])  # truncated
+    value = cache.cached_result("demo", {"k": 1}, compute)
+    assert len(calls) == 2 and torch.equal(value[0], torch.ones(2)) and value[1] == 3.0
+    assert cache.cached_result("demo", {"k": 1}, compute)[1] == 3.0 and len(calls) == 2  # rewritten whole
+    folder = cache.cache_dir() / "results"
+    folder.chmod(0o500)
+    try:
+        assert cache.cached_result("demo", {"k": 2}, compute)[1] == 3.0  # not kept, still right
+    finally:
+        folder.chmod(0o700)
+
+
+def test_fingerprint_sees_values_not_layout():
+    x = torch.rand(4, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    assert cache.fingerprint(x) == cache.fingerprint(x.contiguous(memory_format=torch.channels_last))
+    assert cache.fingerprint(x) != cache.fingerprint(x.clone().index_put_((torch.tensor([0]),), torch.tensor(0.0)))
+    assert cache.fingerprint(x) != cache.fingerprint(x.double())
+    assert cache.fingerprint(x) != cache.fingerprint(x.view(4, 75))
+    a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+    b.load_state_dict(a.state_dict())
+    assert cache.fingerprint(a) == cache.fingerprint(b)
+    with torch.no_grad():
+        b.bias += 1e-6
+    assert cache.fingerprint(a) != cache.fingerprint(b)
+    assert cache.fingerprint([x, {"seed": 1}]) != cache.fingerprint([x, {"seed": 2}])
+
+
+def test_cost_timers_nest_and_stop():
+    import time
+
+    with cache.cost_timer() as outer:
+        with cache.cost_timer() as inner:
+            time.sleep(0.05)
+        time.sleep(0.05)
+    assert inner.seconds == pytest.approx(0.05, abs=0.04) and outer.seconds >= inner.seconds + 0.04
+    stopped = outer.seconds
+    time.sleep(0.02)
+    assert outer.seconds == stopped

@@ -64,6 +64,35 @@ def test_neural_cleanse_finds_the_small_trigger(backdoored, digits):
     assert all(p.requires_grad for p in model.parameters())  # the caller's model is left as it was
 
 
+def test_neural_cleanse_caches_the_courses_run_and_always_runs_a_learners(backdoored, digits, monkeypatch):
+    import course_utils as cu
+
+    model, _, _ = backdoored
+    x = digits.x_test[:40]
+    first = detect.neural_cleanse(model, x, steps=8, batch_size=4, seed=0)
+    ran, original = [], detect._recover_triggers
+    monkeypatch.setattr(detect, "_recover_triggers", lambda *a, **k: ran.append(1) or original(*a, **k))
+    with cu.cost_timer() as timer:
+        again = detect.neural_cleanse(model, x, steps=8, batch_size=4, seed=0, log_scale=False)  # the verdict only
+    assert ran == [] and torch.equal(first.masks, again.masks) and again.seconds == first.seconds
+    assert timer.seconds == pytest.approx(first.seconds, abs=0.05)  # counted at what the run cost
+    assert again.log_scale is False
+    detect.neural_cleanse(model, x, steps=8, batch_size=4, seed=1)  # another seed: runs
+    assert ran == [1]
+    for _ in range(2):  # a learner's objective (even one that calls the reference) runs every time
+        mine = detect.neural_cleanse(model, x, steps=8, batch_size=4, seed=0,
+                                     objective=lambda *a: detect.nc_objective(*a))
+    assert ran == [1, 1, 1] and torch.allclose(mine.masks, first.masks)
+    with torch.no_grad():
+        next(model.parameters())[0] += 0.01  # other weights: runs
+    try:
+        detect.neural_cleanse(model, x, steps=8, batch_size=4, seed=0)
+    finally:
+        with torch.no_grad():
+            next(model.parameters())[0] -= 0.01
+    assert ran == [1, 1, 1, 1]
+
+
 def test_neural_cleanse_bad_input(backdoored):
     model, _, _ = backdoored
     with pytest.raises(ValueError, match="eval"):

@@ -108,6 +108,24 @@ def test_small_matrix_runs_and_caches(digits):
     assert len(summary) == len(defenses)
 
 
+def test_adversarially_trained_model_is_cached_with_its_cost(digits):
+    from course_utils import ImageData
+
+    small = ImageData(digits.x_train[:256], digits.y_train[:256], digits.x_test[:64], digits.y_test[:64],
+                      name="mnist-256", source="test slice", classes=digits.classes)
+    attack = make_attack("badnets")
+    model, seconds, cached = evaluation.adversarially_trained_model(small, attack, 0.1, 0, eps=0.1, steps=1, epochs=1,
+                                                                    progress=False)
+    assert not cached and seconds > 0 and not model.training
+    again, seconds_again, cached_again = evaluation.adversarially_trained_model(small, attack, 0.1, 0, eps=0.1, steps=1,
+                                                                                epochs=1, progress=False)
+    assert cached_again and seconds_again == seconds
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    _, _, other = evaluation.adversarially_trained_model(small, attack, 0.1, 0, eps=0.2, steps=1, epochs=1,
+                                                         progress=False)
+    assert not other  # another radius is another model
+
+
 def test_matrix_bad_input(digits):
     with pytest.raises(ValueError, match="Unknown defense"):
         evaluation.attack_defense_matrix(digits, ["badnets"], ["none", "prayer"])

@@ -127,7 +127,9 @@ def test_universal_trigger_success_shapes_and_side_effects():
     before = {k: v.clone() for k, v in clean.state_dict().items()}
     s = zoo.universal_trigger_success(clean, x, radius=2.0, steps=3, batch_size=4)
     assert s.shape == (5,) and s.dtype == torch.float32 and (s >= 0).all() and (s <= 1).all()
-    assert torch.equal(s, zoo.universal_trigger_success(clean, x, radius=2.0, steps=3, batch_size=4))
+    # reproducible: the same search again, as a learner's function (never cached), finds the same triggers
+    assert torch.equal(s, zoo.universal_trigger_success(clean, x, radius=2.0, steps=3, batch_size=4,
+                                                        invert=lambda *a, **k: zoo.invert_triggers(*a, **k)))
     assert all(torch.equal(before[k], v) for k, v in clean.state_dict().items())
     assert all(p.requires_grad for p in clean.parameters())
     assert zoo.universal_trigger_score(clean, x, steps=3) == pytest.approx(
@@ -202,3 +204,38 @@ def test_warp_inversion_finds_a_one_pixel_warp_backdoor_and_leaves_the_model_alo
         zoo.invert_warps(clean, x, radius_px=0)
     with pytest.raises(ValueError, match="at least 8"):
         zoo.warp_trigger_success(clean, x[:4])
+
+
+def test_the_course_searches_are_cached_and_a_learners_always_runs(monkeypatch):
+    import course_utils as cu
+
+    clean, trojan, x = _toys()
+    x = torch.cat([x, x])
+    calls = []
+
+    def counted(name, search):
+        def run(*args, **kwargs):
+            calls.append(name)
+            return search(*args, **kwargs)
+        return run
+
+    original_warps = zoo.invert_warps
+    monkeypatch.setattr(zoo, "invert_triggers", counted("additive", zoo.invert_triggers))
+    monkeypatch.setattr(zoo, "invert_warps", counted("warp", zoo.invert_warps))
+    with cu.cost_timer() as first:
+        a = zoo.reference_components(trojan, x)
+    assert sorted(calls) == ["additive", "warp"]
+    with cu.cost_timer() as second:
+        b = zoo.reference_components(trojan, x)  # every search loaded from the results cache
+    assert a == b and sorted(calls) == ["additive", "warp"]
+    # the loads cost almost nothing, but the timer counts each search at what it cost when it ran
+    assert second.seconds == pytest.approx(first.seconds, rel=0.5)
+    zoo.universal_trigger_score(clean, x)  # another model: its own search
+    assert calls.count("additive") == 2
+    zoo.universal_trigger_success(trojan, x, steps=5)  # other settings: searched again
+    assert calls.count("additive") == 3
+    learner = counted("learner", lambda *a, **k: torch.zeros(5, 1, 12, 12))
+    zoo.universal_trigger_success(trojan, x, invert=learner)
+    zoo.universal_trigger_success(trojan, x, invert=learner)
+    zoo.warp_trigger_success(trojan, x, invert=counted("learner", original_warps))
+    assert calls.count("learner") == 3
