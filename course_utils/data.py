@@ -103,8 +103,14 @@ def _online(host: str, timeout: float = 2.0) -> bool:
         return False
 
 
+_TORCHVISION_FOLDERS = {"mnist": "MNIST", "cifar10": "cifar-10-batches-py"}  # where torchvision keeps each set
+
+
 def _torchvision_dataset(name: str, root: Path):
     """torchvision's train and test sets, from the cache folder or downloaded; None if neither."""
+    on_disk = (root / _TORCHVISION_FOLDERS[name]).exists()
+    if not on_disk and not _online(_DOWNLOAD_HOSTS[name]):
+        return None  # nothing to load and nowhere to get it: skip importing torchvision (about 1 s)
     try:
         import torchvision.datasets as tvd
     except Exception:  # torchvision missing or broken: the fallback still works

@@ -77,3 +77,18 @@ def test_torchvision_path_converts_layout_and_caps_training_size(monkeypatch):
     d = data.load_data("mnist")
     assert d.x_train.shape == (50, 1, 28, 28) and d.name == "mnist"
     data._load.cache_clear()
+
+
+def test_offline_with_nothing_on_disk_does_not_import_torchvision(tmp_path):
+    """Every lesson's first cell loads the data: offline, with no torchvision files in the cache, the
+    fallback must not pay for importing torchvision (about 1 s of every kernel start)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, course_utils as cu; data = cu.load_data(); "
+            "assert 'torchvision' not in sys.modules, 'torchvision was imported'; print(data.name)")
+    env = {**os.environ, "BACKDOOR_COURSE_CACHE": str(tmp_path / "empty"), "BACKDOOR_COURSE_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("mnist-sample")
