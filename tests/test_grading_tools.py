@@ -1,10 +1,11 @@
 """The course with the field's grading and publishing tools: nbgrader, otter-grader, Jupyter Book.
 
-The round trips run the real tools on lesson 01 (nbgrader, otter) and lesson 00 (the site): the
-solutions notebook must score full marks and the student copy zero on the autograded parts.
-They execute notebooks, so they are marked `tools` and `make test` runs them in a second pytest pass,
-after the notebooks have filled the model cache: they use that cache (the user's, not conftest's
-private empty one), so lesson 01's models are loaded, not trained again. `make test-tools` runs them alone.
+The round trips run the real tools on lesson 00, the quickest lesson with autograded exercises
+(nbgrader, otter, the site): the solutions notebook must score full marks and the student copy zero on
+the autograded parts. They execute notebooks, so they are marked `tools` and `make test` runs them in a
+second pytest pass, after the notebooks have filled the model cache: they use that cache (the user's, not
+conftest's private empty one), so lesson 00's models are loaded, not trained again. `make test-tools`
+runs them alone. Lesson 01's otter master notebook is still checked below (`test_otter_tests_print_nothing`).
 """
 
 import json
@@ -62,19 +63,19 @@ def test_nbgrader_metadata():
 @pytest.mark.tools
 def test_nbgrader_round_trip(tmp_path):
     course = tmp_path / "course"
-    (source,) = nbg.export(course, ["01"])
-    _run([BIN / "nbgrader", "generate_assignment", "lesson01"], course)  # first try in a new folder
-    release = course / "release" / "lesson01" / source.name
+    (source,) = nbg.export(course, ["00"])
+    _run([BIN / "nbgrader", "generate_assignment", "lesson00"], course)  # first try in a new folder
+    release = course / "release" / "lesson00" / source.name
     for student, notebook in {"solver": source, "learner": release}.items():
-        folder = course / "submitted" / student / "lesson01"
+        folder = course / "submitted" / student / "lesson00"
         folder.mkdir(parents=True)
         shutil.copy(notebook, folder / source.name)
-    _run([BIN / "nbgrader", "autograde", "lesson01", "--create"], course)
+    _run([BIN / "nbgrader", "autograde", "lesson00", "--create"], course)
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        solved = gradebook.find_submission("lesson01", "solver")
-        unsolved = gradebook.find_submission("lesson01", "learner")
+        solved = gradebook.find_submission("lesson00", "solver")
+        unsolved = gradebook.find_submission("lesson00", "learner")
         assert solved.max_code_score > 0
         assert solved.code_score == solved.max_code_score
         assert unsolved.code_score == 0
@@ -82,7 +83,7 @@ def test_nbgrader_round_trip(tmp_path):
 
 @pytest.mark.tools
 def test_otter_round_trip(tmp_path):
-    (master,) = otter.export(tmp_path / "otter", ["01"])
+    (master,) = otter.export(tmp_path / "otter", ["00"])
     dist = master.parent / "dist"
     _run([BIN / "otter", "assign", master, dist], master.parent)
     (autograder,) = (dist / "autograder").glob("*.zip")
