@@ -14,9 +14,9 @@ def test_a_cell_past_its_limit_is_named_and_the_notebook_retried_once(tmp_path):
                                 v4.new_code_cell("y = 2")])
     nb.cells[2].id = "loop42"
     retried = []
-    run = execute.execute_notebook(nb, tmp_path, cell_timeout=3, on_retry=lambda: retried.append(1))
+    run = execute.execute_notebook(nb, tmp_path, cell_timeout=1, on_retry=lambda: retried.append(1))
     assert (run.status, run.cell, run.attempts, retried) == ("timeout", 2, 2, [1])
-    assert run.message.startswith("cell 2 (id loop42: `import time`) did not finish within the limit of 3 s per cell")
+    assert run.message.startswith("cell 2 (id loop42: `import time`) did not finish within the limit of 1 s per cell")
     assert "attempt 2" in run.message and len(run.cell_seconds) == 2  # cells 0 and 1 ran, cell 3 did not
 
 

@@ -140,11 +140,11 @@ def test_infinite_loop_times_out_with_a_score(lesson):
                                 v4.new_code_cell("passed = cu.checks.check_verify_manifest(verify_manifest)")])
     path = lesson / "subs" / "99_loop.ipynb"
     nbformat.write(nb, path)
-    result = grade.grade_notebook(path, timeout=60, cell_timeout=3, reference_dirs=[])
+    result = grade.grade_notebook(path, timeout=60, cell_timeout=1, reference_dirs=[])
     assert (result.status, result.score, result.max_score, result.attempts) == ("timeout", 0, 1, 2)
     assert result.exercises[0].message == grade.NOT_RUN
     assert "cell 0 (id " in result.message and "`while True:`" in result.message  # names the submission's cell
-    assert "limit of 3 s per cell" in result.message and "attempt 2" in result.message
+    assert "limit of 1 s per cell" in result.message and "attempt 2" in result.message
 
 
 def test_missing_target_is_a_usage_error(tmp_path):
