@@ -20,7 +20,8 @@ in course_tools/targets.toml (`bench_targets`):
   (cold; its ten slowest cells kept) and again with that cache (warm; --no-warm skips it), then the
   whole course in order sharing one cache that starts empty;
 - the ten slowest tests of the last `make test` (its JUnit XML), or with --fresh-clone-test of a
-  `make test` this run times in a fresh clone, install included.
+  `make test` this run times in a fresh clone, install included, scaled by the reference workload
+  timed just before and just after it (a fit drifted by 10 % within the hour of a whole bench).
 
 Models are trained in a fresh cache folder (``--cache`` to keep or reuse one), so the
 timings are those of this run. The machine's load average is recorded beside them: on a
@@ -200,6 +201,14 @@ def reference_workload(data=None) -> dict:
     del b
     return {"fit_seconds": round(fit_seconds, 2), "matmul_seconds": round(matmul_seconds, 3),
             "threads": torch.get_num_threads()}
+
+
+def adjacent_workload(before: dict, after: dict) -> dict:
+    """The yardstick for a long phase: the mean of `reference_workload` timed just before and just after
+    it (the fit alone drifted by 10 % within an hour here), with both kept."""
+    return {"fit_seconds": round((before["fit_seconds"] + after["fit_seconds"]) / 2, 2),
+            "matmul_seconds": round((before["matmul_seconds"] + after["matmul_seconds"]) / 2, 3),
+            "threads": after["threads"], "fit_before": before["fit_seconds"], "fit_after": after["fit_seconds"]}
 
 
 def _test_part(name: str) -> str:
@@ -519,7 +528,9 @@ def main(argv=None) -> int:
         save("course in order")
     if args.fresh_clone_test:
         phase = time.perf_counter()
+        before = reference_workload()  # the machine's speed drifts within an hour: time the yardstick beside it
         report["make_test"] = time_make_test_fresh_clone()
+        report["make_test"]["reference_workload"] = adjacent_workload(before, reference_workload())
         if report["make_test"].get("tests"):
             report["tests"] = report["make_test"]["tests"]
         save("make test in a fresh clone")

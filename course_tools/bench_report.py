@@ -107,7 +107,7 @@ def to_markdown(report: dict) -> str:
     if make_test:
         lines += ["## `make test` from a fresh clone", "",
                   f"{make_test['seconds']:.0f} s in all, of which {make_test['install_seconds']:.0f} s installing "
-                  f"(exit status {make_test['returncode']}).", ""]
+                  f"(exit status {make_test['returncode']})." + _adjacent_fits(make_test), ""]
     tests = report.get("tests")
     if tests:
         if tests.get("parts"):
@@ -198,6 +198,15 @@ def keep_earlier(report: dict, earlier: dict | None, skipped: Sequence[str]) -> 
             report.setdefault("carried_from", {})[part] = origin
             report.setdefault("notes", []).append(
                 f"{', '.join(k for k in keys if k in earlier)}: from the run of {origin} (skipped in this one)")
+
+
+def _adjacent_fits(part: dict) -> str:
+    """The sentence saying which yardstick a long phase is scaled by, when it kept its own."""
+    workload = part.get("reference_workload") or {}
+    if "fit_before" not in workload:
+        return ""
+    return (f" Scaled by the mean of the standard fit timed just before it ({workload['fit_before']:.2f} s) and just "
+            f"after it ({workload['fit_after']:.2f} s): {workload['fit_seconds']:.2f} s.")
 
 
 def write_report(report: dict, out: Path = RESULTS) -> tuple[Path, Path]:

@@ -28,9 +28,11 @@ def _row(report: dict, attack: str, defense: str) -> dict | None:
 
 
 def workload_for(report: dict, part: str) -> dict:
-    """The reference workload that goes with `part` of the report: the earlier run's when the part was
-    carried over from it (its times were measured on that run's machine state), else this run's."""
-    return (report.get("carried_workloads") or {}).get(part) or report.get("reference_workload") or {}
+    """The reference workload that goes with `part` of the report: the one timed beside the part itself
+    when there is one (`make test` keeps the fits just before and after it), else the earlier run's when
+    the part was carried over from it (its times were measured on that run's machine state), else this run's."""
+    own = (report.get(part) or {}).get("reference_workload") if isinstance(report.get(part), dict) else None
+    return own or (report.get("carried_workloads") or {}).get(part) or report.get("reference_workload") or {}
 
 
 def _scaled(report: dict, spec: dict, seconds: float, part: str) -> tuple[float, str]:

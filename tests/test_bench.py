@@ -256,3 +256,23 @@ def test_course_in_order_shares_one_cache(tmp_path, monkeypatch):
     course = bench.time_course_in_order([second], timeout=300, progress=False)  # alone, its cache is empty
     assert course["total"] is not None and any("AssertionError" in e for e in course["errors"])
     assert not (tmp_path / "models").exists(), "the real cache is left alone"
+
+
+def test_make_test_is_scaled_by_the_fits_timed_beside_it():
+    workload = bench.adjacent_workload({"fit_seconds": 5.0, "matmul_seconds": 0.2, "threads": 2},
+                                       {"fit_seconds": 7.0, "matmul_seconds": 0.3, "threads": 2})
+    assert (workload["fit_seconds"], workload["fit_before"], workload["fit_after"]) == (6.0, 5.0, 7.0)
+    make_test = {"seconds": 1000.0, "install_seconds": 80.0, "returncode": 0, "tail": "", "tests": None,
+                 "reference_workload": workload}
+    report = {"profile": "cpu", "notes": [], "reference_workload": {"fit_seconds": 4.9, "matmul_seconds": 0.3},
+              "make_test": make_test}
+    row = next(t for t in bench_targets.targets(report) if t["what"].startswith("make test"))
+    assert f"{1000 * 4.9 / 6.0:.0f} s scaled" in row["value"] and row["met"]  # 817 s: its own fits, not the run's
+    assert "just before it (5.00 s) and just after it (7.00 s): 6.00 s" in bench_report.to_markdown(report)
+    later = {"profile": "cpu", "notes": [], "reference_workload": {"fit_seconds": 9.0}}
+    bench_report.keep_earlier(later, report, ["make_test"])  # carried: still scaled by the fits beside it
+    row = next(t for t in bench_targets.targets(later) if t["what"].startswith("make test"))
+    assert f"{1000 * 4.9 / 6.0:.0f} s scaled" in row["value"]
+    old = {**report, "make_test": {k: v for k, v in make_test.items() if k != "reference_workload"}}
+    row = next(t for t in bench_targets.targets(old) if t["what"].startswith("make test"))
+    assert "1000 s scaled" in row["value"] and not row["met"]  # an older report without them: the run's fit
