@@ -19,7 +19,8 @@ three families of defense:
 
 A new defense is one registry entry, not a new branch here. Every trained, filtered or
 repaired model is cached by its full config (`cache.training_config`), and so is how long it
-took to make, so a re-run costs only the evaluation (`metrics.evaluate`).
+took to make, so a re-run costs only the evaluation (`metrics.evaluate`); an input filter's
+scores, which cost forward passes on every test input, are kept in the results cache.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import torch
 from torch import nn
 
 from . import detect
-from .cache import cache_dir, config_key, load_or_train, training_config
+from .cache import cache_dir, cached_result, config_key, fingerprint, load_or_train, training_config
 from .data import ImageData, as_float
 from .metrics import der, evaluate, summarize, sweep
 from .models import make_model
@@ -250,6 +251,9 @@ def attack_defense_matrix(data: ImageData, attacks: Sequence[str], defenses: Seq
         make_attack(name)  # a clear error for an unknown attack, before any training
 
     def run(attack: str, seed: int, defense: str) -> dict:
+        if defense in INPUT_FILTERS:
+            return _input_filter_row(data, attack, defense, seed, poison_rate=poison_rate, epochs=epochs,
+                                     clean_fraction=clean_fraction, defense_kwargs=defense_kwargs, n_test=n_test)
         model, accept, info = defended(data, attack, defense, seed, poison_rate=poison_rate, epochs=epochs,
                                        clean_fraction=clean_fraction, defense_kwargs=defense_kwargs)
         scores = evaluate(model, data, make_attack(attack), accept=accept, n_test=n_test)
@@ -260,6 +264,33 @@ def attack_defense_matrix(data: ImageData, attacks: Sequence[str], defenses: Seq
         rows += sweep(run, {"attack": [attack], "seed": seeds, "defense": plan[attack]}, progress=progress,
                       desc=f"{attack} x defenses")
     return rows
+
+
+def _input_filter_row(data: ImageData, attack: str, defense: str, seed: int, *, poison_rate: float,
+                      epochs: int | None, clean_fraction: float, defense_kwargs: dict | None, n_test: int | None) -> dict:
+    """A matrix row of an input filter, through the results cache (`cache.cached_result`).
+
+    A filter such as STRIP runs on every test input (8 forward passes each), the work that loading a
+    cached repaired model saves the other rows; so its scores are kept, keyed by the model's weights,
+    the defender's clean images, the test images and the filter's settings. "seconds" is what setting
+    the filter up cost when it ran; "cached" says whether the scores were loaded.
+    """
+    computed = []
+
+    def compute() -> dict:
+        computed.append(True)
+        model, accept, info = defended(data, attack, defense, seed, poison_rate=poison_rate, epochs=epochs,
+                                       clean_fraction=clean_fraction, defense_kwargs=defense_kwargs)
+        scores = evaluate(model, data, make_attack(attack), accept=accept, n_test=n_test)
+        return {"ca": scores.ca, "asr": scores.asr, "ra": scores.ra, "seconds": info["seconds"]}
+
+    base = train_model(data, make_attack(attack), poison_rate, seed=seed, epochs=epochs or get_profile().epochs)
+    config = {"model": fingerprint(base), "attack": attack, "defense": defense, "seed": seed,
+              "settings": (defense_kwargs or {}).get(defense, {}),
+              "x_clean": fingerprint(clean_subset(data, clean_fraction, seed)[0]),
+              "test": fingerprint([data.x_test[:n_test], data.y_test[:n_test]])}
+    row = cached_result("input filter in the attack x defense matrix", config, compute)
+    return {**row, "cached": not computed}
 
 
 def summarize_matrix(rows: list[dict], confidence: float = 0.95) -> list[dict]:

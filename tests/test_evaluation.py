@@ -102,8 +102,12 @@ def test_small_matrix_runs_and_caches(digits):
                                              defense_kwargs=kwargs, progress=False)
     for a, b in zip(rows, again):
         assert a["ca"] == b["ca"] and a["asr"] == b["asr"]
-        if a["defense"] in ("fine-tuning", "ss-filter"):
+        if a["defense"] in ("fine-tuning", "ss-filter", "strip"):
             assert b["cached"] and b["seconds"] == a["seconds"]
+    assert rows[2]["cached"] is False  # STRIP's scores were computed the first time, loaded the second
+    other = evaluation.attack_defense_matrix(digits, ["badnets"], ["strip"], seeds=(0,), epochs=1, progress=False,
+                                             defense_kwargs={"strip": {"n": 4}}, clean_fraction=0.05)
+    assert other[0]["cached"] is False  # other settings of the filter: scored again
     summary = evaluation.summarize_matrix(rows)
     assert len(summary) == len(defenses)
 
