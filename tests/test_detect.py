@@ -326,3 +326,26 @@ def cu_float(x):
     from course_utils.data import as_float
 
     return as_float(x)
+
+
+def test_gram_decompositions_are_reused_only_for_equal_rows(monkeypatch):
+    """Several rules on one class's activations share its decomposition; other rows never get it."""
+    detect._GRAM_MEMO.clear()
+    calls = []
+    eigh = torch.linalg.eigh
+    monkeypatch.setattr(torch.linalg, "eigh", lambda a: calls.append(1) or eigh(a))
+    r = torch.randn(40, 300, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    r -= r.mean(0)
+    first = detect.principal_components(r, 3)
+    same = detect.principal_components(r.clone(), 3)  # equal rows: the very same numbers, no new eigh
+    assert torch.equal(same[0], first[0]) and torch.equal(same[1], first[1])
+    fewer = detect.principal_components(r.clone(), 2)
+    assert len(calls) == 1 and torch.allclose(fewer[0], first[0][:, :2]) and torch.allclose(fewer[1], first[1][:2])
+    r[0, 0] += 1e-9  # changed in place: decomposed again
+    detect.principal_components(r, 3)
+    assert len(calls) == 2
+    monkeypatch.setattr(detect, "GRAM_MEMO_BYTES", 4 * 40 * 40 * 8)  # room for four such classes
+    for seed in range(5):
+        detect.principal_components(torch.randn(40, 300, generator=torch.Generator().manual_seed(seed + 1),
+                                                dtype=torch.float64), 2)
+    assert len(detect._GRAM_MEMO) == 4  # the oldest went first
