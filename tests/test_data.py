@@ -92,3 +92,19 @@ def test_offline_with_nothing_on_disk_does_not_import_torchvision(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("mnist-sample")
+
+
+def test_parsed_sample_is_kept_and_a_damaged_copy_parsed_again(monkeypatch):
+    first = data.load_mnist_sample()  # parses the CSV (conftest gives each test an empty cache)
+    [kept] = (data.cache_dir() / "data").glob("mnist_5k-*.pt")
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("the CSV was parsed again although its tensors were kept")
+
+    with monkeypatch.context() as m:
+        m.setattr(data.np, "loadtxt", no_parsing)
+        again = data.load_mnist_sample()
+    assert torch.equal(first.x_train, again.x_train) and torch.equal(first.y_test, again.y_test)
+    kept.write_bytes(b"truncated")
+    third = data.load_mnist_sample()  # parsed again and kept again
+    assert torch.equal(first.x_test, third.x_test) and kept.stat().st_size > 1_000_000
