@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -129,6 +128,8 @@ def score_detector(scores: dict[str, float]) -> ZooScore:
     """Compare {model id: suspicion score} with the hidden truth: AUROC and the ROC curve."""
     ids, values = _check_scores(scores)
     truth = _labels(ids)
+    from sklearn.metrics import roc_auc_score, roc_curve  # here: importing scikit-learn takes 1.5 s
+
     fpr, tpr, thresholds = roc_curve(truth, values)
     return ZooScore(float(roc_auc_score(truth, values)), fpr, tpr, thresholds, int(truth.sum()), int((1 - truth).sum()))
 

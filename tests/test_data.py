@@ -81,13 +81,15 @@ def test_torchvision_path_converts_layout_and_caps_training_size(monkeypatch):
 
 def test_offline_with_nothing_on_disk_does_not_import_torchvision(tmp_path):
     """Every lesson's first cell loads the data: offline, with no torchvision files in the cache, the
-    fallback must not pay for importing torchvision (about 1 s of every kernel start)."""
+    fallback must not pay for importing torchvision (about 1 s of every kernel start). Nor may the
+    exercise checks import scikit-learn (1.5 s) before a lesson uses it."""
     import os
     import subprocess
     import sys
 
     code = ("import sys, course_utils as cu; data = cu.load_data(); "
-            "assert 'torchvision' not in sys.modules, 'torchvision was imported'; print(data.name)")
+            "assert 'torchvision' not in sys.modules, 'torchvision was imported'; "
+            "cu.checks; assert 'sklearn' not in sys.modules, 'cu.checks imported scikit-learn'; print(data.name)")
     env = {**os.environ, "BACKDOOR_COURSE_CACHE": str(tmp_path / "empty"), "BACKDOOR_COURSE_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
