@@ -172,15 +172,23 @@ def _lock(path: Path, timeout: float):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _save(model: nn.Module, config: dict, path: Path) -> None:
-    """Write the model and its record atomically (unique temporary names, then rename)."""
+def save_atomically(value, path: Path) -> None:
+    """`torch.save(value)` to `path` through a uniquely named temporary file and a rename, so a reader never
+    sees a half-written file and two kernels writing at once never mix. Creates the folder; raises OSError
+    or RuntimeError when it cannot be written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(path)  # the model first, then its record: a half-written pair reads as "damaged", never as valid
-        _write_record(path, config)
+        torch.save(value, tmp)
+        tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _save(model: nn.Module, config: dict, path: Path) -> None:
+    """Write the model and its record atomically (unique temporary names, then rename)."""
+    save_atomically(model.state_dict(), path)  # the model first, then its record: a half-written pair reads
+    _write_record(path, config)  # as "damaged", never as valid
 
 
 def _models_folder() -> Path | None:
@@ -326,13 +334,8 @@ def cached_result(name: str, config: dict, compute: Callable[[], object]):
             pass
     value = compute()
     record = {"config": json.loads(json.dumps(config)), "value": value, "seconds": time.perf_counter() - start}
-    tmp = path.with_name(f"{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(record, tmp)
-        tmp.replace(path)
+        save_atomically(record, path)
     except (OSError, RuntimeError):  # read-only or full: the result is still right, it is just not kept
         pass
-    finally:
-        tmp.unlink(missing_ok=True)
     return value

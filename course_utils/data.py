@@ -21,14 +21,13 @@ import hashlib
 import importlib.util
 import os
 import socket
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .cache import cache_dir
+from .cache import cache_dir, save_atomically
 from .runtime import get_profile
 
 OFFLINE_ENV = "BACKDOOR_COURSE_OFFLINE"
@@ -186,15 +185,10 @@ def _parsed_sample(path: Path, digest: str) -> tuple[torch.Tensor, torch.Tensor]
     table = np.loadtxt(gzip.open(path, "rt"), delimiter=",", dtype=np.float32)
     images = torch.from_numpy(table[:, :-1]).to(torch.uint8).reshape(-1, 1, 28, 28)
     labels = torch.from_numpy(table[:, -1]).long()
-    tmp = kept.with_name(f"{kept.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"sha256": digest, "images": images, "labels": labels}, tmp)
-        tmp.replace(kept)
+        save_atomically({"sha256": digest, "images": images, "labels": labels}, kept)
     except (OSError, RuntimeError):  # a read-only cache only means parsing again next time
         pass
-    finally:
-        tmp.unlink(missing_ok=True)
     return images, labels
 
 

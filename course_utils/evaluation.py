@@ -284,7 +284,7 @@ def _input_filter_row(data: ImageData, attack: str, defense: str, seed: int, *, 
         scores = evaluate(model, data, make_attack(attack), accept=accept, n_test=n_test)
         return {"ca": scores.ca, "asr": scores.asr, "ra": scores.ra, "seconds": info["seconds"]}
 
-    base = train_model(data, make_attack(attack), poison_rate, seed=seed, epochs=epochs or get_profile().epochs)
+    base = defended(data, attack, "none", seed, poison_rate=poison_rate, epochs=epochs)[0]  # the filtered model
     config = {"model": fingerprint(base), "attack": attack, "defense": defense, "seed": seed,
               "settings": (defense_kwargs or {}).get(defense, {}),
               "x_clean": fingerprint(clean_subset(data, clean_fraction, seed)[0]),
